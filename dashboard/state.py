@@ -1,0 +1,79 @@
+"""The session's state: the only module that names ``st.session_state`` keys.
+
+Widgets take their ``key=`` from :class:`Keys`, so a key is spelled once. The sidebar's
+choice (weights, device, image) is kept as one :class:`Selection` that every page reads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+__all__ = ["DEFAULT_WEIGHTS_ENV", "Keys", "Selection", "default_weights", "selection", "set_selection"]
+
+DEFAULT_WEIGHTS_ENV = "GNET_WEIGHTS"  # the weights source the sidebar starts on (tests pin it)
+
+
+class Keys:
+    """Widget and state keys, one constant each."""
+
+    SELECTION = "selection"
+    IMAGE_MODE = "image_mode"
+    SAMPLE = "sample"
+    UPLOAD = "image_upload"
+    CAMERA = "camera"
+    WEIGHTS = "weights"
+    CHECKPOINT = "checkpoint_upload"
+    BRANCH_MODULE = "branches_module"
+    BRANCH_FOCUS = "branches_focus_branch"
+    BRANCH_CHANNEL = "branches_focus_channel"
+    GRADIENT_LOSS = "gradients_loss"
+    GRADIENT_TARGET = "gradients_target"
+    COST_SIZE = "cost_input_size"
+    ATTR_METHODS = "attributions_methods"
+    ATTR_HEAD = "attributions_head"
+    ATTR_TARGET = "attributions_target"
+    ATTR_MODULE = "attributions_module"
+    ATTR_BRANCH = "attributions_branch"
+    ATTR_STEPS = "attributions_ig_steps"
+    ATTR_SAMPLES = "attributions_ig_samples"
+    ATTR_RUN = "attributions_run"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar chose: the weights, the device and the image every page looks at.
+
+    ``image`` is None when no usable image was chosen; ``image_error`` and ``weights_error``
+    then hold the library's sentence so a page can say why it has nothing to show.
+    """
+
+    weights: str  # a name in gnet.SOURCES or a checkpoint path
+    device: str
+    image: Image.Image | None = None
+    image_name: str = ""
+    digest: str = ""
+    true_label_slug: str | None = None  # the true class of a Fashion-MNIST sample, as a slug
+    image_error: str | None = None
+    weights_error: str | None = None
+
+    @property
+    def model_key(self) -> tuple[str, str]:
+        return self.weights, self.device
+
+
+def default_weights() -> str:
+    """The weights source the sidebar starts on: ``$GNET_WEIGHTS`` or ``auto``."""
+    return os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip() or "auto"
+
+
+def set_selection(sel: Selection) -> None:
+    st.session_state[Keys.SELECTION] = sel
+
+
+def selection() -> Selection:
+    """The sidebar's choice for this run (the router draws the sidebar before any page)."""
+    return st.session_state[Keys.SELECTION]

@@ -1,0 +1,288 @@
+"""Thin adapters over captum: which input pixels (or which branch positions) a head's class depends on.
+
+Three methods, one function each, all returning an H x W heatmap in [0, 1] ready to
+overlay on the image the model saw:
+
+- :func:`integrated_gradients`: Integrated Gradients (Sundararajan et al. 2017,
+  arXiv:1703.01365) averaged over noisy copies of the input with captum's
+  ``NoiseTunnel`` (SmoothGrad, Smilkov et al. 2017, arXiv:1706.03825).
+- :func:`saliency`: the absolute input gradient (Simonyan et al. 2013, arXiv:1312.6034).
+- :func:`grad_cam`: Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) on the last
+  convolution block of one branch of one Inception module.
+
+The explained score is the logit of ``target`` in one head (``main``, ``aux1`` or
+``aux2``), so the auxiliary classifiers can be explained like the main one. Every
+method runs inside :func:`gnet.guard.exclusive` (the model may be shared by many
+threads) and removes every hook captum or a failing forward left behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
+from torch import Tensor, nn
+
+from .guard import exclusive
+from .model import BRANCHES, GoogLeNet
+from .weights import LoadedModel
+
+__all__ = [
+    "HEADS",
+    "METHODS",
+    "Attribution",
+    "attribute",
+    "branch_layer",
+    "grad_cam",
+    "integrated_gradients",
+    "modules_read_by",
+    "normalize_heatmap",
+    "saliency",
+]
+
+HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
+METHODS: dict[str, str] = {
+    "integrated_gradients": "Integrated Gradients + NoiseTunnel",
+    "saliency": "Saliency",
+    "grad_cam": "Grad-CAM (one branch)",
+}
+# The last Inception module each auxiliary head reads; the main head reads all nine.
+_AUX_READS = {"aux1": "inception4a", "aux2": "inception4d"}
+_CLIP_PERCENTILE = 99.0  # a few extreme pixels would otherwise wash out the whole map
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One method's heatmap for one head's class, with what produced it."""
+
+    method: str
+    head: str
+    target: int
+    target_label: str
+    heatmap: np.ndarray  # H x W in [0, 1], the input's height and width
+    layer: str | None  # "<module>.<branch>" for Grad-CAM, else None
+    seconds: float
+
+    @property
+    def title(self) -> str:
+        where = f" on {self.layer}" if self.layer else ""
+        return f"{METHODS[self.method]}{where}: {self.head} -> {self.target_label}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "head": self.head,
+            "target": self.target,
+            "target_label": self.target_label,
+            "layer": self.layer,
+            "seconds": self.seconds,
+            "heatmap_shape": list(self.heatmap.shape),
+        }
+
+
+def _head_forward(net: nn.Module, head: str) -> Callable[[Tensor], Tensor]:
+    """The forward captum differentiates: ``net``'s logits of one head (N x classes)."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+
+    def forward(x: Tensor) -> Tensor:
+        return getattr(net(x), head)
+
+    return forward
+
+
+def _hook_dicts(module: nn.Module) -> tuple[dict, ...]:
+    return (
+        module._forward_hooks,
+        module._forward_pre_hooks,
+        module._backward_hooks,
+        module._backward_pre_hooks,
+    )
+
+
+@contextmanager
+def _leave_no_hooks(net: nn.Module) -> Iterator[None]:
+    """Remove, on exit, every hook registered on ``net``'s modules inside the block.
+
+    captum removes its own hooks in ``finally``; this makes it a guarantee for the
+    shared model whatever captum version or failure path runs.
+    """
+    before = {m: [set(d) for d in _hook_dicts(m)] for m in net.modules()}
+    try:
+        yield
+    finally:
+        for m, kept in before.items():
+            for hooks, keys in zip(_hook_dicts(m), kept):
+                for key in [k for k in hooks if k not in keys]:
+                    del hooks[key]
+
+
+@contextmanager
+def _explaining(net: nn.Module) -> Iterator[None]:
+    """Exclusive use of ``net`` in eval mode, gradients on, no hook left behind."""
+    with exclusive(net, training=False), _leave_no_hooks(net), torch.enable_grad():
+        yield
+
+
+def normalize_heatmap(attr: Tensor) -> np.ndarray:
+    """An N x C x H x W (or C x H x W, or H x W) attribution -> H x W float32 in [0, 1].
+
+    Channels are summed in absolute value; values above the 99th percentile are clipped.
+    """
+    a = attr.detach().float().cpu()
+    while a.dim() > 3:
+        a = a[0]
+    if a.dim() == 3:
+        a = a.abs().sum(0)
+    a = a.abs()
+    top = float(np.percentile(a.numpy(), _CLIP_PERCENTILE)) if a.numel() else 0.0
+    if top <= 0:
+        top = float(a.max()) if a.numel() else 0.0
+    if top <= 0:
+        return np.zeros(tuple(a.shape), dtype=np.float32)
+    return (a.clamp(max=top) / top).numpy().astype(np.float32)
+
+
+def _input(x: Tensor) -> Tensor:
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one image as a 1 x 3 x H x W tensor, got shape {tuple(x.shape)}")
+    return x.detach().clone().requires_grad_(True)
+
+
+def integrated_gradients(
+    net: GoogLeNet,
+    x: Tensor,
+    target: int,
+    *,
+    head: str = "main",
+    n_steps: int = 16,
+    nt_samples: int = 4,
+    stdevs: float = 0.15,
+    internal_batch_size: int = 4,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Integrated Gradients from a black baseline, smoothed by ``nt_samples`` noisy copies.
+
+    captum's ``NoiseTunnel`` runs one noisy copy at a time so ``progress`` can report each;
+    their SmoothGrad average is the same estimator as one call with ``nt_samples``.
+    ``internal_batch_size`` bounds how many of the ``n_steps`` path points go through the
+    net at once, hence memory. The noise is seeded, so equal calls give equal maps.
+    """
+    if nt_samples < 1 or n_steps < 2:
+        raise ValueError("nt_samples must be >= 1 and n_steps >= 2")
+    inputs = _input(x)
+    total = torch.zeros_like(inputs)
+    with _explaining(net), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tunnel = NoiseTunnel(IntegratedGradients(_head_forward(net, head)))
+        for i in range(nt_samples):
+            total += tunnel.attribute(
+                inputs,
+                nt_type="smoothgrad",
+                nt_samples=1,
+                stdevs=stdevs,
+                target=target,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
+            ).detach()
+            if progress is not None:
+                progress((i + 1) / nt_samples)
+    return normalize_heatmap(total / nt_samples)
+
+
+def saliency(net: GoogLeNet, x: Tensor, target: int, *, head: str = "main") -> np.ndarray:
+    """The absolute gradient of the head's ``target`` logit with respect to each input pixel."""
+    inputs = _input(x)
+    with _explaining(net):
+        attr = Saliency(_head_forward(net, head)).attribute(inputs, target=target, abs=True)
+    return normalize_heatmap(attr)
+
+
+def branch_layer(net: GoogLeNet, module: str, branch: str) -> nn.Module:
+    """The last convolution block of one branch: where Grad-CAM reads activations and gradients."""
+    modules = net.inception_modules()
+    if module not in modules:
+        raise ValueError(f"module must be one of {tuple(modules)}, got {module!r}")
+    if branch not in BRANCHES:
+        raise ValueError(f"branch must be one of {tuple(BRANCHES)}, got {branch!r}")
+    layer = modules[module].branches[branch]
+    return layer[-1] if isinstance(layer, nn.Sequential) else layer
+
+
+def modules_read_by(net: GoogLeNet, head: str) -> list[str]:
+    """The Inception modules whose output reaches ``head`` (aux1 stops at 4a, aux2 at 4d)."""
+    names = list(net.inception_modules())
+    last = _AUX_READS.get(head, names[-1])
+    return names[: names.index(last) + 1]
+
+
+def grad_cam(net: GoogLeNet, x: Tensor, target: int, *, module: str, branch: str, head: str = "main") -> np.ndarray:
+    """Grad-CAM on one branch, upsampled to the input's size.
+
+    ``module`` must be one the head reads (see :func:`modules_read_by`): a later
+    module never influences an auxiliary head, so it has no gradient to show.
+    """
+    inputs = _input(x)
+    layer = branch_layer(net, module, branch)
+    if module not in modules_read_by(net, head):
+        raise ValueError(f"{head} branches off before {module}, so {module} cannot explain it")
+    with _explaining(net):
+        cam = LayerGradCam(_head_forward(net, head), layer).attribute(inputs, target=target, relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam.detach(), tuple(inputs.shape[-2:]), interpolate_mode="bilinear")
+    return normalize_heatmap(F.relu(cam))
+
+
+def attribute(
+    loaded: LoadedModel,
+    x: Tensor,
+    method: str,
+    *,
+    head: str = "main",
+    target: int | None = None,
+    module: str = "inception4e",
+    branch: str = "3x3",
+    progress: Progress | None = None,
+    **options: Any,
+) -> Attribution:
+    """Run one method on a preprocessed 1 x 3 x H x W input for one head's class.
+
+    ``target`` defaults to that head's top-1 class. ``options`` go to
+    :func:`integrated_gradients` (``n_steps``, ``nt_samples``, ...).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    net = loaded.net
+    x = x.to(loaded.device)
+    if target is None:
+        with exclusive(net, training=False), torch.inference_mode():
+            target = int(getattr(net(x), head if head in HEADS else "main")[0].argmax())
+    t0 = time.perf_counter()
+    layer = None
+    if method == "integrated_gradients":
+        heatmap = integrated_gradients(net, x, target, head=head, progress=progress, **options)
+    elif method == "saliency":
+        heatmap = saliency(net, x, target, head=head)
+    else:
+        heatmap = grad_cam(net, x, target, module=module, branch=branch, head=head)
+        layer = f"{module}.{branch}"
+    if progress is not None and method != "integrated_gradients":
+        progress(1.0)
+    return Attribution(
+        method=method,
+        head=head,
+        target=target,
+        target_label=loaded.classes[target],
+        heatmap=heatmap,
+        layer=layer,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,63 @@
+"""Choosing where the model runs: CUDA, then Apple MPS, then CPU.
+
+``--device`` on the CLI and the ``GNET_DEVICE`` environment variable override the choice.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import DeviceError
+
+__all__ = ["DEVICE_ENV", "describe_device", "resolve_device"]
+
+DEVICE_ENV = "GNET_DEVICE"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """Return the requested device, or the best available one when ``name`` is None/"auto".
+
+    Raises :class:`DeviceError` when the requested device is unknown or not available here.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    name = (name or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"Unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"Device {name!r} was requested but CUDA is not available here: use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"Device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
+    elif device.type == "mps" and not _mps_available():
+        raise DeviceError(f"Device {name!r} was requested but Apple MPS is not available here: use --device cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"Unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps.")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A short human description, with the GPU's name when there is one."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"

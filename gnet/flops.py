@@ -1,0 +1,408 @@
+"""Analytic per-layer cost of a :class:`~gnet.model.GoogLeNet`, and the paper's Table 1 beside it.
+
+Shapes are derived from each layer's hyper-parameters while walking GoogLeNet's known
+topology; nothing is run and no hook is registered. Every layer becomes a :class:`CostRow`,
+so what is not a multiply-add is listed rather than dropped.
+
+Counting convention (pinned by ``tests/gnet/test_flops.py``):
+
+* ``macs``: multiply-accumulates of Conv2d and Linear layers. This is what fvcore and
+  ptflops report, and what torchvision's "1.50 GFLOPS" for GoogLeNet means.
+* ``flops = 2 * macs`` for those layers, the convention of ``torch.utils.flop_counter``;
+  the total equals ``FlopCounterMode``'s on the same model and input. Bias adds are not
+  counted, as in ``FlopCounterMode``.
+* ``other_ops``: a per-element estimate for every other layer, whose ``macs`` and
+  ``flops`` are 0: ReLU 1 per output element; BatchNorm 2 per element (scale and shift
+  at inference); LocalResponseNorm ``size + 3`` per element (squares and sum over the
+  window, then scale, power and divide); MaxPool2d and AvgPool2d ``k_h * k_w`` per
+  output element; AdaptiveAvgPool2d the exact size of each pooling window; Dropout 0
+  (identity at inference); the input transform (``transform_input=True``) 2 per element.
+
+Row names are module paths with public names: the stem's ``conv1.conv``, ``conv1.bn``,
+``conv1.relu``; in an Inception module the branch's public name, then the convolution's
+role (``inception3a.1x1.conv``, ``inception3a.3x3.reduce``, ``inception3a.3x3.conv``,
+``inception3a.pool_proj.pool``, ``inception3a.pool_proj.proj``) with ``.bn`` / ``.relu``
+appended for the layers after it (``inception3a.3x3.reduce.relu``); ``aux1.conv``,
+``aux1.fc1``, ``aux1.fc2``; ``avgpool``, ``dropout``, ``fc``.
+
+Rows follow the forward pass: the auxiliary heads' rows come right after the module
+they read (``aux1`` after ``inception4a``, ``aux2`` after ``inception4d``), because the
+forward computes them there, in eval mode too. ``Identity`` layers (the batch norm or
+LRN a variant lacks) produce no row; any other module type without a handler raises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+from torch import nn
+
+from gnet.model import INCEPTION_MODULES, ConvBlock, GoogLeNet, Inception, InceptionAux
+
+__all__ = [
+    "KINDS",
+    "PAPER_CITATION",
+    "PAPER_TABLE_PATH",
+    "CostRow",
+    "UnsupportedModuleError",
+    "flops",
+    "layer_cost",
+    "paper_table",
+    "to_frame",
+    "totals",
+]
+
+PAPER_CITATION = (
+    'Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1: '
+    "GoogLeNet incarnation of the Inception architecture."
+)
+PAPER_TABLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "googlenet_table1.csv"
+KINDS: tuple[str, ...] = ("conv", "linear", "pool", "norm", "act", "dropout")
+
+Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
+
+
+class UnsupportedModuleError(TypeError):
+    """The network holds a layer type the cost model has no handler for."""
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """Cost of one layer for a batch of one image."""
+
+    name: str  # e.g. "conv1.conv", "inception3a.3x3.reduce", "aux1.fc1", "fc"
+    kind: str  # one of KINDS
+    module: str  # "stem", "inception3a".."inception5b", "pool", "aux1", "aux2" or "head"
+    branch: str  # "1x1", "3x3", "5x5", "pool_proj" inside an Inception module, else ""
+    out_shape: Shape
+    params: int  # every parameter of the layer: weight, bias, batch-norm affine
+    macs: int
+    flops: int
+    other_ops: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Cost:
+    """What a handler returns: the layer's output shape and its cost."""
+
+    kind: str
+    out_shape: Shape
+    macs: int = 0
+    other_ops: int = 0
+
+
+def layer_cost(layer: nn.Module, in_shape: Shape, *, name: str = "", module: str = "", branch: str = "") -> CostRow:
+    """Cost of one layer of a supported type on one input of shape ``in_shape`` (no batch axis).
+
+    Raises :class:`UnsupportedModuleError` for a type without a handler (``Identity``
+    included: it costs nothing, and :func:`flops` skips it) and ``ValueError`` when the
+    input is too small for the layer to produce an output.
+    """
+    handler = _HANDLERS.get(type(layer))
+    if handler is None:
+        raise UnsupportedModuleError(
+            f"layer {name!r} is a {type(layer).__name__}, which gnet.flops has no cost handler for; "
+            f"supported: {', '.join(t.__name__ for t in _HANDLERS)}"
+        )
+    cost = handler(layer, in_shape)
+    if any(d <= 0 for d in cost.out_shape):
+        raise ValueError(f"layer {name!r} would output shape {cost.out_shape}; use a larger input")
+    return CostRow(
+        name=name,
+        kind=cost.kind,
+        module=module,
+        branch=branch,
+        out_shape=cost.out_shape,
+        params=sum(p.numel() for p in layer.parameters()),
+        macs=cost.macs,
+        flops=2 * cost.macs,
+        other_ops=cost.other_ops,
+    )
+
+
+@dataclass
+class _Walk:
+    """Where the walk through the network is: the rows so far and the labels new rows get."""
+
+    rows: list[CostRow] = field(default_factory=list)
+    module: str = "stem"
+    branch: str = ""
+
+    def add(self, layer: nn.Module, name: str, in_shape: Shape) -> Shape:
+        """Append ``layer``'s row (none for Identity) and return its output shape."""
+        if isinstance(layer, nn.Identity):
+            return in_shape
+        row = layer_cost(layer, in_shape, name=name, module=self.module, branch=self.branch)
+        self.rows.append(row)
+        return row.out_shape
+
+
+# ---------------------------------------------------------------- per-op handlers
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pool_out(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    # PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input.
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _conv2d(m: nn.Conv2d, s: Shape) -> _Cost:
+    (kh, kw), (sh, sw), (dh, dw) = m.kernel_size, m.stride, m.dilation
+    if m.padding == "same":
+        out_hw = s[1:]
+    else:
+        ph, pw = (0, 0) if m.padding == "valid" else m.padding
+        out_hw = (_conv_out(s[1], kh, sh, ph, dh), _conv_out(s[2], kw, sw, pw, dw))
+    out = (m.out_channels, *out_hw)
+    return _Cost("conv", out, macs=_numel(out) * (m.in_channels // m.groups) * kh * kw)
+
+
+def _linear(m: nn.Linear, s: Shape) -> _Cost:
+    return _Cost("linear", (m.out_features,), macs=m.in_features * m.out_features)
+
+
+def _window_pool(m: nn.MaxPool2d | nn.AvgPool2d, s: Shape) -> _Cost:
+    (kh, kw), (sh, sw), (ph, pw) = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
+    dh, dw = _pair(getattr(m, "dilation", 1))  # AvgPool2d has no dilation
+    out = (s[0], _pool_out(s[1], kh, sh, ph, dh, m.ceil_mode), _pool_out(s[2], kw, sw, pw, dw, m.ceil_mode))
+    return _Cost("pool", out, other_ops=_numel(out) * kh * kw)
+
+
+def _adaptive_windows(size: int, out: int) -> int:
+    """Total length of the windows PyTorch's adaptive pooling uses along one axis."""
+    return sum(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))  # ceil(end) - floor(start)
+
+
+def _adaptive_avg_pool(m: nn.AdaptiveAvgPool2d, s: Shape) -> _Cost:
+    oh, ow = _pair(m.output_size)
+    oh, ow = oh or s[1], ow or s[2]  # None keeps the input's size
+    ops = s[0] * _adaptive_windows(s[1], oh) * _adaptive_windows(s[2], ow)
+    return _Cost("pool", (s[0], oh, ow), other_ops=ops)
+
+
+def _batch_norm(m: nn.BatchNorm2d, s: Shape) -> _Cost:
+    return _Cost("norm", s, other_ops=2 * _numel(s))
+
+
+def _lrn(m: nn.LocalResponseNorm, s: Shape) -> _Cost:
+    return _Cost("norm", s, other_ops=(m.size + 3) * _numel(s))
+
+
+def _relu(m: nn.ReLU, s: Shape) -> _Cost:
+    return _Cost("act", s, other_ops=_numel(s))
+
+
+def _dropout(m: nn.Dropout, s: Shape) -> _Cost:
+    return _Cost("dropout", s)
+
+
+_HANDLERS: dict[type[nn.Module], Callable[[nn.Module, Shape], _Cost]] = {
+    nn.Conv2d: _conv2d,
+    nn.Linear: _linear,
+    nn.MaxPool2d: _window_pool,
+    nn.AvgPool2d: _window_pool,
+    nn.AdaptiveAvgPool2d: _adaptive_avg_pool,
+    nn.BatchNorm2d: _batch_norm,
+    nn.LocalResponseNorm: _lrn,
+    nn.ReLU: _relu,
+    nn.Dropout: _dropout,
+}
+
+
+# ---------------------------------------------------------------- GoogLeNet's topology
+
+
+def _conv_block(walk: _Walk, block: ConvBlock, prefix: str, conv_name: str, s: Shape) -> Shape:
+    """Rows ``conv_name``, ``prefix.bn`` (with batch norm) and ``prefix.relu``."""
+    s = walk.add(block.conv, conv_name, s)
+    s = walk.add(block.bn, f"{prefix}.bn", s)
+    return walk.add(block.relu, f"{prefix}.relu", s)
+
+
+def _inception(walk: _Walk, name: str, module: Inception, s: Shape) -> Shape:
+    """Each branch reads the module's input; their outputs are concatenated along channels."""
+    walk.module = name
+    channels = 0
+    for branch, layer in module.branches.items():
+        walk.branch = branch
+        at = f"{name}.{branch}"
+        if branch == "1x1":
+            out = _conv_block(walk, layer, f"{at}.conv", f"{at}.conv", s)
+        elif branch == "pool_proj":
+            out = walk.add(layer[0], f"{at}.pool", s)
+            out = _conv_block(walk, layer[1], f"{at}.proj", f"{at}.proj", out)
+        else:
+            out = _conv_block(walk, layer[0], f"{at}.reduce", f"{at}.reduce", s)
+            out = _conv_block(walk, layer[1], f"{at}.conv", f"{at}.conv", out)
+        channels += out[0]
+    walk.branch = ""
+    return (channels, *out[1:])
+
+
+def _aux(walk: _Walk, name: str, head: InceptionAux, s: Shape) -> None:
+    walk.module = name
+    s = walk.add(head.pool, f"{name}.pool", s)
+    s = _conv_block(walk, head.conv, f"{name}.conv", f"{name}.conv", s)
+    s = (_numel(s),)  # flatten
+    s = walk.add(head.fc1, f"{name}.fc1", s)
+    s = walk.add(head.relu, f"{name}.relu", s)
+    s = walk.add(head.dropout, f"{name}.dropout", s)
+    walk.add(head.fc2, f"{name}.fc2", s)
+
+
+# Where the forward pools between Inception modules and where it branches off an auxiliary head.
+_POOL_BEFORE = {"inception4a": "maxpool3", "inception5a": "maxpool4"}
+_AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}
+
+
+def flops(net: GoogLeNet, input_size: int = 224) -> list[CostRow]:
+    """Per-layer cost of ``net`` on one ``input_size`` x ``input_size`` RGB image, in forward order.
+
+    Raises :class:`UnsupportedModuleError` for a layer type without a handler and
+    ``ValueError`` when the input is too small for some layer to produce an output.
+    """
+    walk = _Walk()
+    s: Shape = (3, input_size, input_size)
+    if net.config.transform_input:
+        walk.rows.append(CostRow("transform_input", "norm", "stem", "", s, 0, 0, 0, 2 * _numel(s)))
+    for name in ("conv1", "maxpool1", "lrn1", "conv2", "conv3", "lrn2", "maxpool2"):
+        layer = getattr(net, name)
+        if isinstance(layer, ConvBlock):
+            s = _conv_block(walk, layer, name, f"{name}.conv", s)
+        else:
+            s = walk.add(layer, name, s)
+    for name in INCEPTION_MODULES:
+        if name in _POOL_BEFORE:
+            walk.module = "pool"
+            s = walk.add(getattr(net, _POOL_BEFORE[name]), _POOL_BEFORE[name], s)
+        s = _inception(walk, name, getattr(net, name), s)
+        if name in _AUX_AFTER:
+            _aux(walk, _AUX_AFTER[name], getattr(net, _AUX_AFTER[name]), s)
+    walk.module = "head"
+    s = walk.add(net.avgpool, "avgpool", s)
+    s = (_numel(s),)  # flatten
+    s = walk.add(net.dropout, "dropout", s)
+    walk.add(net.fc, "fc", s)
+    return walk.rows
+
+
+def totals(rows: list[CostRow]) -> dict[str, int]:
+    """Sums of params, macs, flops and other_ops over ``rows``."""
+    return {key: sum(getattr(r, key) for r in rows) for key in ("params", "macs", "flops", "other_ops")}
+
+
+def to_frame(rows: list[CostRow]) -> pd.DataFrame:
+    """The rows as a DataFrame, one column per :class:`CostRow` field."""
+    return pd.DataFrame([r.to_dict() for r in rows], columns=[f.name for f in fields(CostRow)])
+
+
+# ---------------------------------------------------------------- the paper's Table 1
+
+_PAPER_GROUPS = {"conv1": ("conv1.conv",), "conv2+conv3": ("conv2.conv", "conv3.conv"), "softmax": ("fc",)}
+_COSTED_TYPES = ("convolution", "inception", "linear")
+
+
+def _paper_size(shape: Shape) -> str:
+    """A shape written as the paper writes it: H x W x C (a vector is 1x1xF)."""
+    c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
+    return f"{h}x{w}x{c}"
+
+
+def _weights(row: CostRow) -> int:
+    """Weights of a conv or linear row (no bias): its MACs per output position."""
+    return row.macs // _numel(row.out_shape[1:])
+
+
+def _rows_for(paper_type: str, paper_name: str, rows: list[CostRow]) -> list[CostRow]:
+    if paper_type == "inception":
+        return [r for r in rows if r.module == paper_name]
+    names = _PAPER_GROUPS.get(paper_name, (paper_name,))
+    return [r for r in rows if r.name in names]
+
+
+def _output(paper_type: str, group: list[CostRow]) -> Shape:
+    if paper_type != "inception":
+        return group[-1].out_shape
+    last = {r.branch: r.out_shape for r in group}  # each branch's final layer
+    return (sum(s[0] for s in last.values()), *group[-1].out_shape[1:])
+
+
+def _notes(net: GoogLeNet, input_size: int, paper_type: str, name: str) -> str:
+    """Why a computed value differs from the paper's, for the known reasons."""
+    notes = []
+    if name == "conv1":
+        notes.append(
+            "The paper's 2.7K params / 34M ops do not fit a 7x7x3x64 convolution (9.4K params, 118M MACs): "
+            "a known oddity of Table 1."
+        )
+    if paper_type == "inception" and net.config.branch5x5_kernel == 3:
+        notes.append(
+            "The '5x5' branch uses a 3x3 kernel, as torchvision does (pytorch/vision#906), "
+            "so params and ops are below the paper's."
+        )
+    if name == "maxpool4" and net.maxpool4.kernel_size != 3:
+        notes.append("Pools 2x2/2 as torchvision does; the paper pools 3x3/2.")
+    if name == "dropout" and net.dropout.p != 0.4:
+        notes.append(f"Drops {net.dropout.p:.0%} (torchvision's choice); the paper drops 40%.")
+    if name == "fc":
+        notes.append("The paper lists 1000K params / 1M ops for a 1024x1000 layer (1024K weights, 1.02M MACs).")
+        if net.config.num_classes != 1000:
+            notes.append(f"This net has {net.config.num_classes} classes; the paper's has 1000.")
+    if name == "softmax":
+        notes.append("The network returns logits; softmax is applied outside it.")
+    if paper_type in _COSTED_TYPES and input_size != 224:
+        notes.append(f"Computed at {input_size}x{input_size}; the paper's ops are for 224x224.")
+    return " ".join(notes)
+
+
+def paper_table(net: GoogLeNet, input_size: int = 224) -> pd.DataFrame:
+    """The paper's Table 1 row by row beside what ``net`` computes, with differences and notes.
+
+    Computed params count conv and linear weights only and computed ops are multiply-adds
+    (C_out x C_in x K_H x K_W x H_out x W_out), both as the paper counts; the auxiliary
+    heads are left out, as in the paper's table. ``*_diff`` is computed minus paper and
+    ``*_diff_pct`` that difference in percent of the paper's value. The citation is in
+    ``attrs["citation"]``.
+    """
+    table = pd.read_csv(PAPER_TABLE_PATH, comment="#")
+    rows = flops(net, input_size)
+    computed = []
+    for paper_type, name in zip(table["type"], table["name"]):
+        group = _rows_for(paper_type, name, rows)
+        costed = [r for r in group if r.kind in ("conv", "linear")] if paper_type in _COSTED_TYPES else []
+        computed.append(
+            {
+                "output_size_computed": _paper_size(_output(paper_type, group)),
+                "params_k_computed": sum(map(_weights, costed)) / 1e3 if costed else math.nan,
+                "ops_m_computed": sum(r.macs for r in costed) / 1e6 if costed else math.nan,
+                "note": _notes(net, input_size, paper_type, name),
+            }
+        )
+    out = pd.concat([table, pd.DataFrame(computed)], axis=1)
+    for col in ("params_k", "ops_m"):
+        out[f"{col}_diff"] = out[f"{col}_computed"] - out[col]
+        out[f"{col}_diff_pct"] = 100 * out[f"{col}_diff"] / out[col]
+    out.attrs["citation"] = PAPER_CITATION
+    return out

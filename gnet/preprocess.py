@@ -1,0 +1,73 @@
+"""Preprocessing that turns a user's RGB photo into the input a grayscale-trained net expects.
+
+ImageNet weights use torchvision's own ``ImageClassification`` transform; this module only
+adds what torchvision lacks: the Fashion-MNIST look (gray, light garment on a dark
+background) for photos, including the decision to invert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+__all__ = ["GrayscalePreprocess", "denormalize", "should_invert"]
+
+
+def should_invert(gray: Image.Image, *, border: float = 0.1) -> bool:
+    """True when the image's border is lighter than its centre (dark object on light ground).
+
+    Fashion-MNIST garments are light on a black background; most photos of a garment are
+    the opposite, so they are inverted before the net sees them.
+    """
+    a = np.asarray(gray, dtype=np.float32)
+    h, w = a.shape
+    bh, bw = max(1, int(h * border)), max(1, int(w * border))
+    frame = np.concatenate([a[:bh].ravel(), a[-bh:].ravel(), a[:, :bw].ravel(), a[:, -bw:].ravel()])
+    centre = a[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    return float(frame.mean()) > float(centre.mean())
+
+
+class GrayscalePreprocess:
+    """Gray -> optional invert -> resize shorter side -> centre crop -> normalize -> 3 channels."""
+
+    def __init__(self, input_size: int, mean: float, std: float, invert: str | bool = "auto") -> None:
+        if invert not in ("auto", True, False):
+            raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
+        self.input_size = input_size
+        self.invert = invert
+        self.mean: list[float] = [mean] * 3
+        self.std: list[float] = [std] * 3
+        self._resize = v2.Compose([v2.Resize(input_size, antialias=True), v2.CenterCrop(input_size)])
+
+    def inverts(self, image: Image.Image) -> bool:
+        """Whether this image will be inverted."""
+        if self.invert == "auto":
+            return should_invert(image.convert("L"))
+        return bool(self.invert)
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        gray = image.convert("L")
+        if self.inverts(gray):
+            gray = ImageOps.invert(gray)
+        x = F.to_dtype(F.pil_to_tensor(self._resize(gray)), torch.float32, scale=True)  # 1 x H x W
+        x = F.normalize(x, self.mean[:1], self.std[:1])
+        return x.expand(3, -1, -1).contiguous()  # 3 x H x W: the net's stem takes RGB
+
+    def __repr__(self) -> str:
+        return (
+            f"GrayscalePreprocess(input_size={self.input_size}, mean={self.mean[0]:.4f}, "
+            f"std={self.std[0]:.4f}, invert={self.invert!r})"
+        )
+
+
+def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """A 3 x H x W normalized tensor back to an H x W x 3 float image in [0, 1], for display."""
+    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    return (x.detach().cpu() * s + m).clamp(0, 1).permute(1, 2, 0).numpy()

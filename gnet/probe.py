@@ -1,0 +1,288 @@
+"""The single forward pass that captures every Inception branch, the stem and the three heads.
+
+Hooks live here and nowhere else. :func:`capture` registers forward hooks inside a
+context manager and removes them in ``finally``; :func:`analyze` holds the model's
+lock (see :mod:`gnet.guard`) for the whole pass, so one model cached by Streamlit
+can serve many sessions and threads at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .guard import exclusive
+from .images import load_image
+from .model import BRANCHES, GoogLeNet
+from .preprocess import denormalize
+from .weights import LoadedModel
+
+__all__ = [
+    "STEM_POINTS",
+    "Analysis",
+    "BranchResult",
+    "HeadResult",
+    "ModuleResult",
+    "Prediction",
+    "analyze",
+    "capture",
+    "capture_points",
+    "predict",
+]
+
+STEM_POINTS: tuple[str, ...] = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2")
+HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
+TOP_CHANNELS = 8  # most active channels kept per branch
+
+
+def capture_points(net: GoogLeNet) -> dict[str, nn.Module]:
+    """Every point the probe records: stem layers, then ``<module>.<branch>`` in depth order."""
+    points = {name: getattr(net, name) for name in STEM_POINTS}
+    for mod_name, module in net.inception_modules().items():
+        for branch, sub in module.branches.items():
+            points[f"{mod_name}.{branch}"] = sub
+    return points
+
+
+@contextmanager
+def capture(net: nn.Module, points: dict[str, nn.Module], *, detach: bool = True) -> Iterator[dict[str, Tensor]]:
+    """Record the outputs of ``points`` during forwards run inside the block.
+
+    The caller must hold the model (see :func:`gnet.guard.exclusive`) when the model is shared.
+    Hooks are removed on exit, even when the forward raised.
+    """
+    store: dict[str, Tensor] = {}
+    handles = []
+
+    def hook_for(name: str):
+        def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            store[name] = output.detach() if detach else output
+
+        return hook
+
+    try:
+        for name, module in points.items():
+            handles.append(module.register_forward_hook(hook_for(name)))
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    prob: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "label": self.label, "prob": self.prob}
+
+
+@dataclass
+class BranchResult:
+    """One branch's output (C x H x W, CPU) and its statistics."""
+
+    name: str
+    activation: Tensor
+    mean: float
+    std: float
+    zero_fraction: float
+    energy: float
+    energy_share: float
+    top_channels: list[int]
+    top_channel_means: list[float]
+
+    @property
+    def channels(self) -> int:
+        return int(self.activation.shape[0])
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "mean": self.mean,
+            "std": self.std,
+            "zero_fraction": self.zero_fraction,
+            "energy": self.energy,
+            "energy_share": self.energy_share,
+            "top_channels": self.top_channels,
+        }
+
+
+@dataclass
+class ModuleResult:
+    name: str
+    output_shape: tuple[int, ...]
+    branches: dict[str, BranchResult]
+
+
+@dataclass
+class HeadResult:
+    """One classifier's output and how it relates to the main head."""
+
+    name: str
+    logits: Tensor
+    probs: Tensor
+    top: list[Prediction]
+    entropy: float
+    agrees_with_main: bool
+    kl_to_main: float
+    trained: bool
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in self.top]
+
+
+@dataclass
+class Analysis:
+    """Everything one forward pass revealed about one image. All tensors are detached, on the CPU."""
+
+    card: dict[str, Any]
+    device: str
+    input: Tensor
+    image: np.ndarray
+    stem: dict[str, Tensor]
+    modules: dict[str, ModuleResult]
+    heads: dict[str, HeadResult]
+    timing_ms: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.card,
+            "device": self.device,
+            "heads": {name: head.to_dict() for name, head in self.heads.items()},
+            "head_summary": {
+                name: {
+                    "entropy": h.entropy,
+                    "agrees_with_main": h.agrees_with_main,
+                    "kl_to_main": h.kl_to_main,
+                    "trained": h.trained,
+                }
+                for name, h in self.heads.items()
+            },
+            "modules": {
+                name: {
+                    "output_shape": list(m.output_shape),
+                    "branches": {b: r.stats() for b, r in m.branches.items()},
+                }
+                for name, m in self.modules.items()
+            },
+            "timing_ms": self.timing_ms,
+        }
+
+
+def _branch_result(name: str, x: Tensor, energy: float, module_energy: float) -> BranchResult:
+    channel_means = x.mean(dim=(1, 2))
+    k = min(TOP_CHANNELS, x.shape[0])
+    top = torch.topk(channel_means, k)
+    return BranchResult(
+        name=name,
+        activation=x,
+        mean=float(x.mean()),
+        std=float(x.std()),
+        zero_fraction=float((x == 0).float().mean()),
+        energy=energy,
+        energy_share=energy / module_energy if module_energy > 0 else 0.0,
+        top_channels=[int(i) for i in top.indices],
+        top_channel_means=[float(v) for v in top.values],
+    )
+
+
+def _head_results(logits: dict[str, Tensor], classes: Sequence[str], top: int, trained: dict[str, bool]):
+    k = min(top, len(classes))
+    log_probs = {h: F.log_softmax(v.float(), dim=-1) for h, v in logits.items()}
+    main_lp = log_probs["main"]
+    main_top1 = int(main_lp.argmax())
+    results = {}
+    for h in HEADS:
+        lp = log_probs[h]
+        p = lp.exp()
+        vals, idx = torch.topk(p, k)
+        results[h] = HeadResult(
+            name=h,
+            logits=logits[h],
+            probs=p,
+            top=[Prediction(int(i), classes[int(i)], float(v)) for v, i in zip(vals, idx)],
+            entropy=float(-(p * lp).sum()),
+            agrees_with_main=int(lp.argmax()) == main_top1,
+            # KL(main || head): how much the head's distribution misses the main head's.
+            kl_to_main=float((main_lp.exp() * (main_lp - lp)).sum()),
+            trained=trained.get(h, False),
+        )
+    return results
+
+
+def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
+    """Run one forward pass on ``image`` and return everything it computed.
+
+    ``image`` is a path, bytes, a PIL image, or an already preprocessed tensor (3 x H x W or 1 x 3 x H x W).
+    """
+    t0 = time.perf_counter()
+    if isinstance(image, Tensor):
+        x = (image if image.dim() == 4 else image.unsqueeze(0)).to(loaded.device)
+    else:
+        x = loaded.preprocess(image)
+    t1 = time.perf_counter()
+    net = loaded.net
+    points = capture_points(net)
+    with exclusive(net, training=False), torch.inference_mode(), capture(net, points) as store:
+        out = net(x)
+        if loaded.device.type == "cuda":
+            torch.cuda.synchronize(loaded.device)
+    t2 = time.perf_counter()
+    acts = {k: v[0].cpu() for k, v in store.items()}
+    modules = {}
+    for mod_name in net.inception_modules():
+        branch_acts = {b: acts[f"{mod_name}.{b}"].float() for b in BRANCHES}
+        energies = {b: float(a.square().sum()) for b, a in branch_acts.items()}
+        total = sum(energies.values())
+        channels = sum(a.shape[0] for a in branch_acts.values())
+        h, w = next(iter(branch_acts.values())).shape[1:]
+        modules[mod_name] = ModuleResult(
+            mod_name,
+            (channels, h, w),
+            {b: _branch_result(b, a, energies[b], total) for b, a in branch_acts.items()},
+        )
+    heads = _head_results(
+        {h: getattr(out, h)[0].cpu() for h in HEADS}, loaded.classes, top, loaded.card.heads_trained
+    )
+    t3 = time.perf_counter()
+    x_cpu = x[0].cpu()
+    mean, std = loaded.card.normalization["mean"], loaded.card.normalization["std"]
+    return Analysis(
+        card=loaded.card.to_dict(),
+        device=loaded.device_name,
+        input=x_cpu,
+        image=denormalize(x_cpu, mean, std) if mean and std else x_cpu.permute(1, 2, 0).numpy(),
+        stem={name: acts[name] for name in STEM_POINTS},
+        modules=modules,
+        heads=heads,
+        timing_ms={
+            "preprocess": (t1 - t0) * 1e3,
+            "forward": (t2 - t1) * 1e3,
+            "statistics": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        },
+    )
+
+
+def predict(loaded: LoadedModel, images: Iterable[Any], *, batch_size: int = 32) -> dict[str, Tensor]:
+    """Class probabilities of every head for many images (no capture), as {head: N x classes}."""
+    tensors = [loaded.transform(load_image(im)) for im in images]
+    if not tensors:
+        return {h: torch.empty(0, len(loaded.classes)) for h in HEADS}
+    probs: dict[str, list[Tensor]] = {h: [] for h in HEADS}
+    with exclusive(loaded.net, training=False), torch.inference_mode():
+        for i in range(0, len(tensors), batch_size):
+            out = loaded.net(torch.stack(tensors[i : i + batch_size]).to(loaded.device))
+            for h in HEADS:
+                probs[h].append(F.softmax(getattr(out, h).float(), dim=-1).cpu())
+    return {h: torch.cat(v) for h, v in probs.items()}

@@ -1,0 +1,573 @@
+"""Train GoogLeNet with its auxiliary classifiers, resumably, and export the bundled model.
+
+The loss follows the paper (Szegedy et al. 2014, arXiv:1409.4842, section 5): main loss
+plus 0.3 x each auxiliary loss. Every random choice (shuffling, augmentation, dropout) is
+a deterministic function of (seed, epoch, step), so ``--resume`` from a checkpoint reaches
+exactly the parameters of an uninterrupted run. Every few steps one JSON line with the
+losses and per-layer gradient norms goes to ``grad_log.jsonl``.
+
+Run as ``python -m gnet train ...`` (or ``python -m gnet.train ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from gnet.data import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    GrayImageDataset,
+    load_fashion_mnist,
+    load_image_folder,
+)
+from gnet.errors import CheckpointError, DatasetError, GNetError
+from gnet.model import INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
+
+__all__ = [
+    "HEADS",
+    "TrainConfig",
+    "configure_parser",
+    "export_bundled",
+    "export_samples",
+    "load_checkpoint",
+    "main",
+    "named_weight_layers",
+    "run_cli",
+    "train",
+]
+
+HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
+CHECKPOINT_FORMAT = "gnet-checkpoint"
+CHECKPOINT_VERSION = 1
+GRAD_LOG_VERSION = 1
+BUNDLED_NAME = "fashion_mnist_googlenet"
+_EVAL_BATCH = 256
+# Fields that shape the optimisation trajectory: a resumed run must agree on all of them.
+_TRAJECTORY_FIELDS = (
+    "data", "input_size", "epochs", "max_steps", "batch_size", "lr", "momentum", "weight_decay",
+    "seed", "aux_weight", "aux", "batch_norm", "branch5x5_kernel", "init",
+)
+
+
+@dataclass
+class TrainConfig:
+    """One training run; every field is recorded in the checkpoint and the model card."""
+
+    data: str = "fashion-mnist"  # "fashion-mnist" or an ImageFolder path (root/<class>/<image>)
+    input_size: int = 64  # 28x28 garments upsampled; 64 keeps 2x2 maps at inception5b and CPU training cheap
+    epochs: int = 5  # full passes over the training set; the one-cycle schedule spans all of them
+    max_steps: int | None = None  # cap on optimizer steps (the schedule shrinks to it), for tests and short runs
+    batch_size: int = 64  # small enough for a 2-core CPU, large enough for stable batch norm
+    lr: float = 0.05  # one-cycle peak; SGD with batch norm tolerates it
+    momentum: float = 0.9  # Nesterov momentum, as is standard for SGD on convnets
+    weight_decay: float = 5e-4  # usual for GoogLeNet-sized nets on small data sets
+    seed: int = 0  # initialisation, shuffling, augmentation and dropout all derive from it
+    aux_weight: float = 0.3  # the paper's weight of each auxiliary loss
+    aux: bool = True  # False: loss = main head only (aux heads still evaluated, for comparison)
+    batch_norm: bool = True  # torchvision's layout; False gives the paper's net (LRN, no batch norm)
+    branch5x5_kernel: int = 3  # torchvision's 3 (pytorch/vision#906) or the paper's 5
+    init: str = "trunc_normal"  # weight initialisation scheme, see gnet.model.INIT_SCHEMES
+    out_dir: str = "runs/train"  # last.pt, grad_log.jsonl and final.json go here
+    grad_log_every: int = 50  # steps between gradient-log lines; 0 disables the log
+    checkpoint_every: int = 200  # steps between mid-epoch checkpoints (plus every epoch end)
+    num_threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    eval_limit: int | None = None  # evaluate on only the first N test images, for tests
+    command: str = ""  # how the run was launched, recorded in the model card
+
+
+def named_weight_layers(net: GoogLeNet) -> list[tuple[str, nn.Module]]:
+    """Every convolution and linear layer under a readable name, in forward (depth) order.
+
+    Names: ``conv1``..``conv3``, ``<inception>.1x1``, ``.3x3.reduce``, ``.3x3``,
+    ``.5x5.reduce``, ``.5x5``, ``.pool_proj``, ``aux1.conv``/``.fc1``/``.fc2`` right after
+    inception4a (where aux1 branches off), ``aux2.*`` right after inception4d, then ``fc``.
+    """
+    layers: list[tuple[str, nn.Module]] = [(name, getattr(net, name).conv) for name in ("conv1", "conv2", "conv3")]
+    for name, module in net.inception_modules().items():
+        b = module.branches
+        layers += [
+            (f"{name}.1x1", b["1x1"].conv),
+            (f"{name}.3x3.reduce", b["3x3"][0].conv),
+            (f"{name}.3x3", b["3x3"][1].conv),
+            (f"{name}.5x5.reduce", b["5x5"][0].conv),
+            (f"{name}.5x5", b["5x5"][1].conv),
+            (f"{name}.pool_proj", b["pool_proj"][1].conv),
+        ]
+        aux = {"inception4a": "aux1", "inception4d": "aux2"}.get(name)
+        if aux:
+            head = getattr(net, aux)
+            layers += [(f"{aux}.conv", head.conv.conv), (f"{aux}.fc1", head.fc1), (f"{aux}.fc2", head.fc2)]
+    layers.append(("fc", net.fc))
+    return layers
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and randomness
+
+
+def _datasets(cfg: TrainConfig) -> tuple[GrayImageDataset, GrayImageDataset, list[str], str]:
+    """(train set, evaluation set, class names, name of the evaluation split)."""
+    if cfg.data == "fashion-mnist":
+        train_x, train_y = load_fashion_mnist("train")
+        test_x, test_y = load_fashion_mnist("test")
+        classes, split = list(FASHION_MNIST_CLASSES), "test"
+    else:
+        root = Path(cfg.data)
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            train_x, train_y, classes = load_image_folder(root / "train", cfg.input_size)
+            test_x, test_y, _ = load_image_folder(root / "test", cfg.input_size)
+            split = "test"
+        else:
+            # No held-out folder: the accuracy then only says how well the net fits its data.
+            train_x, train_y, classes = load_image_folder(root, cfg.input_size)
+            test_x, test_y, split = train_x, train_y, "train (no test folder)"
+    if cfg.eval_limit is not None:
+        test_x, test_y = test_x[: cfg.eval_limit], test_y[: cfg.eval_limit]
+    train_set = GrayImageDataset(train_x, train_y, input_size=cfg.input_size, train=True)
+    eval_set = GrayImageDataset(test_x, test_y, input_size=cfg.input_size, train=False)
+    return train_set, eval_set, classes, f"{split} ({len(eval_set):,} images)"
+
+
+def _seed_of(*parts: object) -> int:
+    """A 63-bit seed that depends only on ``parts`` (stable across processes, unlike hash())."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _generator(*parts: object) -> torch.Generator:
+    return torch.Generator().manual_seed(_seed_of(*parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def load_checkpoint(path: Path | str) -> dict:
+    """Load a training checkpoint written by :func:`train`, checking its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the last.pt of a training run.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: {e}).") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a gnet training checkpoint (no 'format': '{CHECKPOINT_FORMAT}').")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {ckpt.get('version')}; this gnet reads version 1.")
+    return ckpt
+
+
+def _save_atomically(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file, then rename, so an interrupted save never leaves a broken last.pt."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _card(cfg: TrainConfig, classes: list[str]) -> dict:
+    """The model-card facts known at training time (export adds accuracy and provenance)."""
+    size = cfg.input_size
+    dataset = (
+        "Fashion-MNIST (Zalando, MIT licence), Debian package dataset-fashion-mnist"
+        if cfg.data == "fashion-mnist"
+        else f"image folder {cfg.data}"
+    )
+    return {
+        "dataset": dataset,
+        "classes": list(classes),
+        "num_classes": len(classes),
+        "input_size": size,
+        "preprocessing": {
+            "grayscale": True,
+            "resize": size,
+            "mean": [FASHION_MNIST_MEAN] * 3,
+            "std": [FASHION_MNIST_STD] * 3,
+            "channels": "gray repeated to 3",
+            "invert": "auto: photos whose border is lighter than their centre are inverted, "
+            "because Fashion-MNIST garments are light on a dark background",
+        },
+        "heads_trained": {"main": True, "aux1": cfg.aux, "aux2": cfg.aux},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _losses(out: HeadLogits, y: Tensor, cfg: TrainConfig) -> dict[str, Tensor]:
+    """Cross-entropy per head and the total the optimizer minimises."""
+    losses = {head: F.cross_entropy(logits, y) for head, logits in zip(HEADS, out)}
+    total = losses["main"]
+    if cfg.aux:
+        total = total + cfg.aux_weight * (losses["aux1"] + losses["aux2"])
+    losses["total"] = total
+    return losses
+
+
+def _round4(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _grad_log_line(step: int, losses: dict[str, Tensor], layers: list[tuple[str, nn.Module]]) -> str:
+    """One grad_log.jsonl line; a layer that got no gradient (aux heads with --no-aux) reports 0."""
+    norms = {
+        name: _round4(m.weight.grad.norm().item()) if m.weight.grad is not None else 0.0 for name, m in layers
+    }
+    loss = {k: _round4(v.item()) for k, v in losses.items()}
+    return json.dumps({"v": GRAD_LOG_VERSION, "step": step, "loss": loss, "grad_norm": norms})
+
+
+@torch.no_grad()
+def evaluate(net: GoogLeNet, dataset: GrayImageDataset, *, batch_size: int = _EVAL_BATCH) -> dict[str, float]:
+    """Top-1 accuracy of each head on ``dataset``, in eval mode (the caller's mode is restored)."""
+    was_training = net.training
+    net.eval()
+    correct = dict.fromkeys(HEADS, 0)
+    try:
+        for start in range(0, len(dataset), batch_size):
+            x, y = dataset.batch(torch.arange(start, min(start + batch_size, len(dataset))))
+            for head, logits in zip(HEADS, net(x)):
+                correct[head] += int((logits.argmax(1) == y).sum())
+    finally:
+        net.train(was_training)
+    return {head: correct[head] / len(dataset) for head in HEADS}
+
+
+def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
+    saved = ckpt["train_config"]
+    differing = [f for f in _TRAJECTORY_FIELDS if saved.get(f) != getattr(cfg, f)]
+    if differing:
+        raise CheckpointError(
+            f"{path} was trained with different {', '.join(differing)}; resume with the checkpoint's settings."
+        )
+
+
+def train(
+    cfg: TrainConfig, *, resume: Path | str | None = None, stop_at: int | None = None, progress: bool = True
+) -> dict:
+    """Train (or continue training) and return {"accuracy", "eval_split", "steps", "wall_time_s", ...}.
+
+    ``stop_at`` ends the run after that global step with a checkpoint but without the final
+    evaluation, as an interruption would; ``resume`` continues from such a checkpoint.
+    """
+    previous_threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        # Dropout draws from the global RNG; reseeding it per step must not leak to the caller.
+        with torch.random.fork_rng(devices=[]):
+            return _train(cfg, resume=Path(resume) if resume else None, stop_at=stop_at, progress=progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progress: bool) -> dict:
+    if cfg.init not in INIT_SCHEMES:
+        raise ValueError(f"init must be one of {INIT_SCHEMES}, got {cfg.init!r}")
+    train_set, eval_set, classes, eval_split = _datasets(cfg)
+    steps_per_epoch = len(train_set) // cfg.batch_size  # drop the last partial batch: batch norm needs > 1 image
+    if steps_per_epoch == 0:
+        raise DatasetError(f"{cfg.data} has {len(train_set)} training images, fewer than a batch of {cfg.batch_size}.")
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    net = googlenet(
+        num_classes=len(classes), batch_norm=cfg.batch_norm, branch5x5_kernel=cfg.branch5x5_kernel,
+        init=cfg.init, seed=cfg.seed,
+    ).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    # Momentum stays at the configured 0.9 rather than one-cycle's default 0.85-0.95 cycling.
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=total_steps, cycle_momentum=False
+    )
+    step, wall_before = 0, 0.0
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        _check_resumable(ckpt, cfg, resume)
+        net.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, wall_before = ckpt["step"], ckpt.get("wall_time_s", 0.0)
+
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layers = named_weight_layers(net)
+    started = time.monotonic()
+    end = total_steps if stop_at is None else min(stop_at, total_steps)
+
+    def save() -> None:
+        train_config = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
+        _save_atomically(
+            {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": net.config.to_dict(),
+                "state_dict": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
+                "train_config": train_config, "classes": list(classes), "card": _card(cfg, classes),
+                "wall_time_s": wall_before + time.monotonic() - started,
+            },
+            out_dir / "last.pt",
+        )
+
+    net.train()
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 60.0,
+    )
+    with bar, open(out_dir / "grad_log.jsonl", "a") as grad_log:
+        while step < end:
+            epoch, offset = divmod(step, steps_per_epoch)
+            order = torch.randperm(len(train_set), generator=_generator(cfg.seed, "shuffle", epoch))
+            correct, seen = dict.fromkeys(HEADS, 0), 0
+            for batch_index in range(offset, steps_per_epoch):
+                if step >= end:
+                    break
+                indices = order[batch_index * cfg.batch_size : (batch_index + 1) * cfg.batch_size]
+                x, y = train_set.batch(indices, generator=_generator(cfg.seed, "augment", step))
+                torch.manual_seed(_seed_of(cfg.seed, "dropout", step))
+                out = net(x)
+                losses = _losses(out, y, cfg)
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                step += 1
+                if cfg.grad_log_every and step % cfg.grad_log_every == 0:
+                    grad_log.write(_grad_log_line(step, losses, layers) + "\n")
+                    grad_log.flush()
+                optimizer.step()
+                scheduler.step()
+                seen += len(y)
+                for head, logits in zip(HEADS, out):
+                    correct[head] += int((logits.argmax(1) == y).sum())
+                bar.update()
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{losses['total'].item():.3f}",
+                    **{head: f"{correct[head] / seen:.3f}" for head in HEADS}, refresh=False,
+                )
+                if step % steps_per_epoch == 0 or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    save()
+            if seen:
+                accs = ", ".join(f"{h} {correct[h] / seen:.4f}" for h in HEADS)
+                bar.write(f"epoch {epoch + 1} up to step {step}/{total_steps}: running train accuracy {accs}")
+        save()
+
+    wall = wall_before + time.monotonic() - started
+    result = {"steps": step, "total_steps": total_steps, "wall_time_s": round(wall, 1),
+              "checkpoint": str(out_dir / "last.pt"), "accuracy": None, "eval_split": eval_split}
+    if step < total_steps:
+        return result
+    result["accuracy"] = evaluate(net, eval_set)
+    result["wall_time_s"] = round(wall_before + time.monotonic() - started, 1)
+    final = {**result, "hardware": hardware(), "train_config": dataclasses.asdict(cfg)}
+    (out_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+def export_bundled(
+    checkpoint_path: Path | str, assets_dir: Path | str, *, accuracy: dict, command: str, wall_time_s: float,
+    hardware: str, commit: str,
+) -> tuple[Path, Path]:
+    """Write ``fashion_mnist_googlenet.pt`` (float16 state dict) and its ``.json`` model card.
+
+    float16 halves the file; loading casts back to float32 (the weights' values change by
+    less than float16's 3 significant digits, below what moves a top-1 decision in practice).
+    """
+    ckpt = load_checkpoint(checkpoint_path)
+    assets_dir = Path(assets_dir)
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    weights_path = assets_dir / f"{BUNDLED_NAME}.pt"
+    torch.save(state, weights_path)
+    tc = ckpt["train_config"]
+    card = {
+        "name": "GoogLeNet on Fashion-MNIST",
+        "source": "bundled",
+        **ckpt["card"],
+        "config": ckpt["config"],
+        "accuracy": {**{h: accuracy[h] for h in HEADS}, "split": accuracy.get("split", "test (10,000 images)")},
+        "training": {
+            "command": command, "epochs": tc["epochs"], "steps": ckpt["step"], "wall_time_s": wall_time_s,
+            "hardware": hardware, "commit": commit, "train_config": tc,
+        },
+    }
+    card_path = assets_dir / f"{BUNDLED_NAME}.json"
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return weights_path, card_path
+
+
+_SAMPLES_LICENSE = """\
+# Sample images
+
+The `fmnist_*.png` files are images from the Fashion-MNIST test set, unchanged (28x28
+grayscale), two per class; the number in each name is the image's index in the test set.
+
+Fashion-MNIST: Copyright (c) 2017 Zalando SE (Zalando Research),
+https://github.com/zalandoresearch/fashion-mnist, released under the MIT Licence:
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software and associated documentation files (the "Software"), to deal in the Software
+without restriction, including without limitation the rights to use, copy, modify, merge,
+publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons
+to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
+INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR
+PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE
+FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
+DEALINGS IN THE SOFTWARE.
+"""
+
+
+def class_slug(name: str) -> str:
+    """File-name form of a class name: "T-shirt/top" -> "t-shirt-top", "Ankle boot" -> "ankle-boot"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def export_samples(assets_dir: Path | str, *, per_class: int = 2, root: Path | str | None = None) -> list[Path]:
+    """Write the first ``per_class`` test images of each class as 28x28 PNGs into ``assets_dir/samples``."""
+    from PIL import Image
+
+    images, labels = load_fashion_mnist("test", root)
+    out = Path(assets_dir) / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, name in enumerate(FASHION_MNIST_CLASSES):
+        for index in (labels == label).nonzero().flatten()[:per_class].tolist():
+            path = out / f"fmnist_{class_slug(name)}_{index}.png"
+            Image.fromarray(images[index].numpy(), mode="L").save(path)
+            written.append(path)
+    (out / "LICENSE.md").write_text(_SAMPLES_LICENSE)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def hardware() -> str:
+    """A one-line description of the CPU and torch build that ran the training."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def _git_commit() -> str:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return res.stdout.strip() if res.returncode == 0 else "unknown (not committed)"
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``p``."""
+    d = TrainConfig()
+    p.add_argument("--data", default=d.data, help="'fashion-mnist' or an ImageFolder path (root/<class>/<image>)")
+    p.add_argument("--input-size", type=int, default=d.input_size, help="square input side in pixels")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None, help="stop the schedule after this many steps")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="one-cycle peak learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="Nesterov momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--aux-weight", type=float, default=d.aux_weight, help="weight of each auxiliary loss")
+    p.add_argument("--no-aux", dest="aux", action="store_false", help="train on the main loss only")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="the paper's net (LRN)")
+    p.add_argument("--branch5x5-kernel", type=int, choices=(3, 5), default=d.branch5x5_kernel)
+    p.add_argument("--init", choices=INIT_SCHEMES, default=d.init)
+    p.add_argument("--out-dir", default=d.out_dir, help="where last.pt, grad_log.jsonl, final.json go")
+    p.add_argument("--grad-log-every", type=int, default=d.grad_log_every, help="0 disables the gradient log")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--resume", type=Path, default=None, help="continue from this last.pt (uses its settings)")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this global step (resume later)")
+    p.add_argument("--export-bundled", type=Path, default=None, metavar="ASSETS_DIR",
+                   help="after training, write the float16 weights and model card into this folder")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _command_line() -> str:
+    argv0 = Path(sys.argv[0])
+    prog = "python -m gnet.train" if argv0.name == "train.py" else "python -m gnet"
+    return f"{prog} {shlex.join(sys.argv[1:])}".strip()
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``train`` from parsed arguments; a user error propagates as :class:`GNetError`."""
+    runtime = {
+        "out_dir": str(args.out_dir), "grad_log_every": args.grad_log_every,
+        "checkpoint_every": args.checkpoint_every, "num_threads": args.num_threads, "eval_limit": args.eval_limit,
+    }
+    if args.resume is not None:
+        saved = load_checkpoint(args.resume)["train_config"]
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **runtime})
+    else:
+        names = ("data", "input_size", "epochs", "max_steps", "batch_size", "lr", "momentum", "weight_decay",
+                 "seed", "aux_weight", "aux", "batch_norm", "branch5x5_kernel", "init")
+        cfg = TrainConfig(**{n: getattr(args, n) for n in names}, **runtime, command=_command_line())
+    result = train(cfg, resume=args.resume, stop_at=args.stop_at, progress=args.progress)
+    if result["accuracy"] is None:
+        print(f"stopped at step {result['steps']}/{result['total_steps']}; continue with --resume {result['checkpoint']}")
+        return 0
+    accs = ", ".join(f"{h} {result['accuracy'][h]:.2%}" for h in HEADS)
+    print(f"top-1 on {result['eval_split']}: {accs}")
+    if args.export_bundled is not None:
+        paths = export_bundled(
+            result["checkpoint"], args.export_bundled,
+            accuracy={**result["accuracy"], "split": result["eval_split"]}, command=cfg.command,
+            wall_time_s=result["wall_time_s"], hardware=hardware(), commit=_git_commit(),
+        )
+        print("exported " + ", ".join(map(str, paths)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m gnet.train``: user errors print one sentence and exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m gnet.train", description=__doc__.splitlines()[0])
+    configure_parser(parser)
+    try:
+        return run_cli(parser.parse_args(argv))
+    except GNetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

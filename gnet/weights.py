@@ -1,0 +1,368 @@
+"""Weight sources as data, and the one loader that turns a source into a ready model.
+
+Sources (torchvision's ``Weights`` enum style: each carries its preprocessing, its
+class names and a model card):
+
+- ``imagenet``: torchvision's ``GoogLeNet_Weights.IMAGENET1K_V1`` from the torch hub
+  cache (downloaded when a network is there). Its auxiliary heads are NOT trained.
+- ``bundled``: the Fashion-MNIST checkpoint shipped in ``assets/``; all three heads trained.
+- ``random``: seeded initialisation, for gradient studies.
+- ``auto``: ``imagenet`` if its file is already cached, else ``bundled``.
+- any file path: a checkpoint read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torchvision.models import GoogLeNet_Weights
+
+from .device import describe_device, resolve_device
+from .errors import CheckpointError, WeightsError, WeightsNotFoundError
+from .model import GoogLeNet, GoogLeNetConfig
+from .preprocess import GrayscalePreprocess
+
+__all__ = [
+    "ASSETS_DIR",
+    "BUNDLED_CARD",
+    "BUNDLED_WEIGHTS",
+    "SOURCES",
+    "LoadedModel",
+    "ModelCard",
+    "imagenet_cache_path",
+    "load",
+    "load_checkpoint",
+    "resolve_source",
+]
+
+ASSETS_DIR = Path(os.environ.get("GNET_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+BUNDLED_WEIGHTS = ASSETS_DIR / "fashion_mnist_googlenet.pt"
+BUNDLED_CARD = ASSETS_DIR / "fashion_mnist_googlenet.json"
+OFFLINE_ENV = "GNET_OFFLINE"  # set to 1 to never try a download
+_IMAGENET = GoogLeNet_Weights.IMAGENET1K_V1
+_HEADS = ("main", "aux1", "aux2")
+_MAX_LISTED = 8  # keys listed per problem in a mismatch error
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a user must know about a set of weights before trusting its predictions."""
+
+    name: str
+    source: str
+    classes: list[str]
+    input_size: int
+    normalization: dict[str, list[float]]
+    heads_trained: dict[str, bool]
+    accuracy: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def untrained_heads(self) -> list[str]:
+        """Heads whose weights were never trained: their predictions are noise."""
+        return [h for h in _HEADS if not self.heads_trained.get(h, False)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "num_classes": len(self.classes),
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "normalization": self.normalization,
+            "heads_trained": self.heads_trained,
+            "untrained_heads": self.untrained_heads,
+            "accuracy": self.accuracy,
+            "notes": self.notes,
+            **self.details,
+        }
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference: network on its device, card, and preprocessing."""
+
+    net: GoogLeNet
+    card: ModelCard
+    transform: Callable[[Image.Image], Tensor]
+    device: torch.device
+    source: str
+
+    @property
+    def classes(self) -> list[str]:
+        return self.card.classes
+
+    @property
+    def device_name(self) -> str:
+        return describe_device(self.device)
+
+    def preprocess(self, image: Any) -> Tensor:
+        """Any image input (path, bytes, PIL) -> a 1 x 3 x H x W tensor on the model's device."""
+        from .images import load_image  # images imports nothing from here; local import keeps load() light
+
+        return self.transform(load_image(image)).unsqueeze(0).to(self.device)
+
+
+# ---------------------------------------------------------------- checkpoint files
+
+
+def _read_checkpoint(path: Path) -> Any:
+    if not path.exists():
+        raise WeightsNotFoundError(f"Checkpoint file {str(path)!r} does not exist: check the path.")
+    if path.is_dir():
+        raise CheckpointError(f"{str(path)!r} is a folder, not a checkpoint file: pass the .pt/.pth file inside it.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only" in str(e):
+            raise CheckpointError(
+                f"{str(path)!r} contains pickled Python objects, not just tensors, so it was not loaded "
+                "(it could run code): re-save it with torch.save(model.state_dict(), path)."
+            ) from None
+        raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint ({e}).") from None
+    except Exception as e:  # torch.load raises anything from KeyError to RuntimeError on garbage input
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch checkpoint ({reason}): pass a file saved with torch.save."
+        ) from None
+
+
+def _state_dict_of(obj: Any, path: Path) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(
+            f"{str(path)!r} holds no state dict of tensors: save it with torch.save(model.state_dict(), path)."
+        )
+    # Checkpoints saved from nn.DataParallel prefix every key with "module.".
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def _infer_config(sd: Mapping[str, Tensor], path: Path) -> GoogLeNetConfig:
+    """The variant a bare state dict was saved from, read off its keys and shapes."""
+    if "fc.weight" not in sd or "conv1.conv.weight" not in sd:
+        raise CheckpointError(
+            f"{str(path)!r} is not a GoogLeNet checkpoint: it has no 'conv1.conv.weight' / 'fc.weight' "
+            f"(first keys: {', '.join(list(sd)[:4])})."
+        )
+    k5 = sd.get("inception3a.branch3.1.conv.weight")
+    return GoogLeNetConfig(
+        num_classes=sd["fc.weight"].shape[0],
+        batch_norm="conv1.bn.weight" in sd,
+        branch5x5_kernel=int(k5.shape[-1]) if k5 is not None and k5.shape[-1] in (3, 5) else 3,
+    )
+
+
+def _check_keys(net: nn.Module, sd: Mapping[str, Tensor], path: Path) -> list[str]:
+    """Raise CheckpointError listing every key problem; return the missing aux-head keys allowed through."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape
+    ]
+    # torchvision drops the aux heads when aux_logits=False; such a file is usable, heads untrained.
+    aux_missing = [k for k in missing if k.startswith(("aux1.", "aux2."))]
+    missing = [k for k in missing if k not in aux_missing]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file vs model)", mismatched)):
+        if keys:
+            more = f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
+            problems.append(f"{len(keys)} {label}: {', '.join(keys[:_MAX_LISTED])}{more}")
+    if problems:
+        raise CheckpointError(f"{str(path)!r} does not fit this GoogLeNet: " + "; ".join(problems) + ".")
+    return aux_missing
+
+
+def load_checkpoint(path: str | os.PathLike, *, config: GoogLeNetConfig | None = None) -> tuple[GoogLeNet, dict]:
+    """Build the net a checkpoint file describes and load it (float16 files come back as float32).
+
+    Returns the net and the checkpoint's metadata (``card``, ``classes``, ``config`` when present).
+    """
+    path = Path(path).expanduser()
+    obj = _read_checkpoint(path)
+    sd = _state_dict_of(obj, path)
+    meta = dict(obj) if isinstance(obj, Mapping) and "state_dict" in obj else {}
+    if config is None:
+        if isinstance(meta.get("config"), Mapping):
+            try:
+                config = GoogLeNetConfig(**meta["config"])
+            except TypeError as e:
+                raise CheckpointError(f"{str(path)!r} has a 'config' this version does not understand ({e}).") from None
+        else:
+            config = _infer_config(sd, path)
+    net = GoogLeNet(config)
+    aux_missing = _check_keys(net, sd, path)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=not aux_missing)
+    meta["aux_heads_missing"] = bool(aux_missing)
+    return net, meta
+
+
+# ---------------------------------------------------------------- sources
+
+
+def imagenet_cache_path() -> Path:
+    """Where torch hub keeps (and we look for) torchvision's ImageNet GoogLeNet file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(_IMAGENET.url).path).name
+
+
+def _imagenet_card(source: str) -> ModelCard:
+    metrics = _IMAGENET.meta.get("_metrics", {}).get("ImageNet-1K", {})
+    t = _IMAGENET.transforms()
+    return ModelCard(
+        name="GoogLeNet (torchvision, ImageNet-1K)",
+        source=source,
+        classes=list(_IMAGENET.meta["categories"]),
+        input_size=int(t.crop_size[0]),
+        normalization={"mean": list(t.mean), "std": list(t.std)},
+        heads_trained={"main": True, "aux1": False, "aux2": False},
+        accuracy={"main": {"top1": metrics.get("acc@1"), "top5": metrics.get("acc@5"), "split": "ImageNet-1K val"}},
+        notes=[
+            "The auxiliary heads of torchvision's ImageNet GoogLeNet are NOT trained: "
+            "their predictions are random and say nothing about the architecture.",
+            "torchvision's '5x5' branch is a 3x3 convolution (pytorch/vision#906) and it uses batch norm.",
+        ],
+        details={"preprocessing": f"resize {t.resize_size[0]}, centre crop {t.crop_size[0]}, ImageNet mean/std"},
+    )
+
+
+def _load_imagenet(download: bool) -> tuple[GoogLeNet, ModelCard, Callable]:
+    path = imagenet_cache_path()
+    if not path.exists():
+        if not download or os.environ.get(OFFLINE_ENV):
+            raise WeightsNotFoundError(
+                f"ImageNet weights not found: copy {path.name} into {path.parent} (torch hub cache) or use --weights bundled."
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(_IMAGENET.url, str(path), hash_prefix=None, progress=True)
+        except Exception as e:  # any network failure means the same thing to the user
+            raise WeightsNotFoundError(
+                f"ImageNet weights could not be downloaded ({type(e).__name__}): copy {path.name} into "
+                f"{path.parent} (torch hub cache) or use --weights bundled."
+            ) from None
+    config = GoogLeNetConfig(num_classes=1000, batch_norm=True, branch5x5_kernel=3, transform_input=True)
+    net, _ = load_checkpoint(path, config=config)
+    return net, _imagenet_card(f"torchvision GoogLeNet_Weights.IMAGENET1K_V1 ({path})"), _IMAGENET.transforms()
+
+
+def _grayscale_transform(card: Mapping[str, Any]) -> GrayscalePreprocess:
+    pre = card.get("preprocessing", {})
+    return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]))
+
+
+def _card_from_training(card: Mapping[str, Any], source: str) -> ModelCard:
+    pre = card.get("preprocessing", {})
+    known = {"name", "source", "classes", "num_classes", "input_size", "heads_trained", "accuracy", "notes"}
+    return ModelCard(
+        name=card.get("name", "GoogLeNet"),
+        source=source,
+        classes=list(card["classes"]),
+        input_size=int(card["input_size"]),
+        normalization={"mean": list(pre.get("mean", [])), "std": list(pre.get("std", []))},
+        heads_trained=dict(card.get("heads_trained", dict.fromkeys(_HEADS, True))),
+        accuracy=dict(card.get("accuracy", {})),
+        notes=list(card.get("notes", [])),
+        details={k: v for k, v in card.items() if k not in known},
+    )
+
+
+def _load_bundled() -> tuple[GoogLeNet, ModelCard, Callable]:
+    if not BUNDLED_WEIGHTS.exists() or not BUNDLED_CARD.exists():
+        raise WeightsNotFoundError(
+            f"The bundled checkpoint is absent ({BUNDLED_WEIGHTS.name} and {BUNDLED_CARD.name} in {ASSETS_DIR}): "
+            "train one with `python -m gnet train --export-bundled assets/` or use --weights random."
+        )
+    card = json.loads(BUNDLED_CARD.read_text())
+    net, _ = load_checkpoint(BUNDLED_WEIGHTS, config=GoogLeNetConfig(**card["config"]))
+    return net, _card_from_training(card, f"bundled ({BUNDLED_WEIGHTS.name})"), _grayscale_transform(card)
+
+
+def _load_random(seed: int = 0) -> tuple[GoogLeNet, ModelCard, Callable]:
+    from .model import googlenet
+
+    card = replace(
+        _imagenet_card(f"random initialisation (trunc_normal std 0.01, seed {seed})"),
+        name="GoogLeNet, untrained",
+        heads_trained=dict.fromkeys(_HEADS, False),
+        accuracy={},
+        notes=["Untrained weights: every head's prediction is noise. Useful for gradient studies at initialisation."],
+    )
+    return googlenet(seed=seed), card, _IMAGENET.transforms()
+
+
+def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
+    net, meta = load_checkpoint(path)
+    n = net.config.num_classes
+    card = meta.get("card")
+    if isinstance(card, Mapping) and "classes" in card and "input_size" in card:
+        model_card = _card_from_training(card, f"file {path}")
+        if meta["aux_heads_missing"]:
+            model_card = replace(model_card, heads_trained={**model_card.heads_trained, "aux1": False, "aux2": False})
+        return net, model_card, _grayscale_transform(card)
+    if n == 1000:
+        # A bare 1000-class state dict is taken to be torchvision's ImageNet layout.
+        net.config = replace(net.config, transform_input=True)
+        base = _imagenet_card(f"file {path}")
+        trained = {"main": True, "aux1": not meta["aux_heads_missing"], "aux2": not meta["aux_heads_missing"]}
+        return net, replace(base, name=f"GoogLeNet from {Path(path).name}", heads_trained=trained, accuracy={}), (
+            _IMAGENET.transforms()
+        )
+    classes = list(meta.get("classes") or [f"class {i}" for i in range(n)])
+    t = _IMAGENET.transforms()
+    card = ModelCard(
+        name=f"GoogLeNet from {Path(path).name}",
+        source=f"file {path}",
+        classes=classes,
+        input_size=224,
+        normalization={"mean": list(t.mean), "std": list(t.std)},
+        heads_trained={"main": True, "aux1": not meta["aux_heads_missing"], "aux2": not meta["aux_heads_missing"]},
+        notes=["No model card in this file: ImageNet preprocessing is assumed and head training is unknown."],
+    )
+    return net, card, t
+
+
+SOURCES: dict[str, str] = {
+    "auto": "ImageNet weights if already in the torch hub cache, else the bundled Fashion-MNIST net",
+    "bundled": "GoogLeNet trained here on Fashion-MNIST, all three heads trained (ships in assets/)",
+    "imagenet": "torchvision's ImageNet-1K weights (auxiliary heads NOT trained)",
+    "random": "untrained, seeded initialisation",
+}
+
+
+def resolve_source(weights: str) -> str:
+    """``auto`` -> the concrete source it stands for; other names and paths unchanged."""
+    if weights == "auto":
+        return "imagenet" if imagenet_cache_path().exists() else "bundled"
+    return weights
+
+
+def load(weights: str = "auto", device: str | torch.device | None = None, *, download: bool = True) -> LoadedModel:
+    """Load a weights source (a name in :data:`SOURCES` or a checkpoint path) onto a device, in eval mode."""
+    dev = resolve_device(device)
+    source = resolve_source(str(weights))
+    if source == "imagenet":
+        net, card, transform = _load_imagenet(download)
+    elif source == "bundled":
+        net, card, transform = _load_bundled()
+    elif source == "random":
+        net, card, transform = _load_random()
+    elif Path(source).expanduser().suffix or os.sep in source or Path(source).expanduser().exists():
+        net, card, transform = _load_path(source)
+    else:
+        raise WeightsError(f"Unknown weights {weights!r}: use one of {', '.join(SOURCES)} or a checkpoint file path.")
+    return LoadedModel(net=net.to(dev).eval(), card=card, transform=transform, device=dev, source=source)

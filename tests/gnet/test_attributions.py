@@ -1,0 +1,114 @@
+"""gnet.attributions: shapes and ranges, progress, determinism, and no hook or mode left behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gnet import attributions as A
+from gnet.model import googlenet
+from gnet.weights import LoadedModel, ModelCard
+
+SIZE = 48  # the smallest inputs keep the suite light; every layer still produces an output
+
+
+@pytest.fixture(scope="module")
+def net() -> nn.Module:
+    return googlenet(num_classes=10, seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def x() -> torch.Tensor:
+    return torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+
+def _hooks_left(net: nn.Module) -> list[str]:
+    return [name for name, m in net.named_modules() if any(len(d) for d in A._hook_dicts(m))]
+
+
+def _check_heatmap(h: np.ndarray, *, may_be_empty: bool = False) -> None:
+    assert h.shape == (SIZE, SIZE)
+    assert h.dtype == np.float32
+    assert 0.0 <= h.min() and h.max() <= 1.0
+    # Grad-CAM keeps positive evidence only; an untrained net can have none for a class.
+    assert h.max() == pytest.approx(1.0) or (may_be_empty and h.max() == 0.0)
+
+
+def test_saliency(net, x):
+    _check_heatmap(A.saliency(net, x, 3, head="aux2"))
+    assert not _hooks_left(net)
+
+
+def test_integrated_gradients_reports_progress_and_is_seeded(net, x):
+    seen: list[float] = []
+    h = A.integrated_gradients(net, x, 3, n_steps=3, nt_samples=2, internal_batch_size=2, progress=seen.append)
+    _check_heatmap(h)
+    assert seen == [0.5, 1.0]
+    again = A.integrated_gradients(net, x, 3, n_steps=3, nt_samples=2, internal_batch_size=2)
+    np.testing.assert_array_equal(h, again)
+    assert not _hooks_left(net)
+
+
+@pytest.mark.parametrize("branch", ["1x1", "5x5", "pool_proj"])
+def test_grad_cam_on_a_branch(net, x, branch):
+    _check_heatmap(A.grad_cam(net, x, 1, module="inception3b", branch=branch, head="aux1"), may_be_empty=True)
+    assert not _hooks_left(net)
+
+
+def test_grad_cam_refuses_a_module_the_head_never_reads(net, x):
+    assert A.modules_read_by(net, "aux1")[-1] == "inception4a"
+    assert A.modules_read_by(net, "main")[-1] == "inception5b"
+    with pytest.raises(ValueError, match="branches off before inception5a"):
+        A.grad_cam(net, x, 1, module="inception5a", branch="1x1", head="aux1")
+
+
+def test_restores_training_mode(x):
+    net = googlenet(num_classes=10, seed=0).train()
+    net.aux1.eval()  # a mixed mode must come back as it was
+    A.saliency(net, x, 0)
+    assert net.training and not net.aux1.training and net.inception3a.training
+
+
+@pytest.mark.parametrize("method", ["saliency", "grad_cam", "integrated_gradients"])
+def test_no_hook_left_when_a_layer_raises(x, method):
+    net = googlenet(num_classes=10, seed=0).eval()
+
+    class Boom(RuntimeError):
+        pass
+
+    def explode(*_args):
+        raise Boom("layer failed")
+
+    net.inception4e.register_forward_hook(lambda *_: None)  # a hook the caller owns must survive
+    net.inception4b.forward = explode  # a layer after the Grad-CAM layer, so captum's hook is in place
+    with pytest.raises(Boom):
+        if method == "saliency":
+            A.saliency(net, x, 0)
+        elif method == "grad_cam":
+            A.grad_cam(net, x, 0, module="inception3a", branch="3x3")
+        else:
+            A.integrated_gradients(net, x, 0, n_steps=2, nt_samples=1)
+    assert _hooks_left(net) == ["inception4e"]
+    assert len(net.inception4e._forward_hooks) == 1
+    assert not net.training
+
+
+def test_attribute_defaults_to_the_heads_top_class(net, x):
+    card = ModelCard(
+        name="test",
+        source="test",
+        classes=[f"c{i}" for i in range(10)],
+        input_size=SIZE,
+        normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
+        heads_trained=dict.fromkeys(A.HEADS, False),
+    )
+    loaded = LoadedModel(net=net, card=card, transform=lambda im: im, device=torch.device("cpu"), source="test")
+    seen: list[float] = []
+    result = A.attribute(loaded, x, "grad_cam", head="aux2", module="inception4d", branch="1x1", progress=seen.append)
+    with torch.no_grad():
+        expected = int(net(x).aux2.argmax())
+    assert (result.target, result.target_label, result.layer) == (expected, f"c{expected}", "inception4d.1x1")
+    assert seen == [1.0]
+    assert "aux2" in result.title and result.to_dict()["heatmap_shape"] == [SIZE, SIZE]
