@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
+from gnet.samples import Sample
+
 __all__ = ["DEFAULT_WEIGHTS_ENV", "Keys", "Selection", "default_weights", "selection", "set_selection"]
 
 DEFAULT_WEIGHTS_ENV = "GNET_WEIGHTS"  # the weights source the sidebar starts on (tests pin it)
@@ -33,6 +35,7 @@ class Keys:
     GRADIENT_LOSS = "gradients_loss"
     GRADIENT_TARGET = "gradients_target"
     COST_SIZE = "cost_input_size"
+    COST_METRIC = "cost_metric"
     ATTR_METHODS = "attributions_methods"
     ATTR_HEAD = "attributions_head"
     ATTR_TARGET = "attributions_target"
@@ -56,9 +59,13 @@ class Selection:
     image: Image.Image | None = None
     image_name: str = ""
     digest: str = ""
-    true_label_slug: str | None = None  # the true class of a Fashion-MNIST sample, as a slug
+    sample: Sample | None = None  # set when the image is a bundled sample (it may know its true class)
     image_error: str | None = None
     weights_error: str | None = None
+
+    def true_label(self, classes: list[str]) -> str | None:
+        """The image's true class among ``classes`` when it is a labelled sample."""
+        return self.sample.true_label(classes) if self.sample is not None else None
 
     @property
     def model_key(self) -> tuple[str, str]:

@@ -23,6 +23,9 @@ Conventions, pinned by tests/gnet/test_gradients.py:
   seeded generator (``seed``), so a call is reproducible and leaves the caller's RNG
   alone; ``dropout=False`` switches it off. Batch norm's running statistics, which a
   training-mode forward would update, are restored afterwards: the model is unchanged.
+  Eval mode suits trained nets only: at initialisation the running statistics are still
+  (mean 0, variance 1), so in eval mode batch norm is nearly the identity and a fresh net
+  with batch norm shows the same vanishing gradients as one without.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -130,16 +133,13 @@ def _buffers_restored(net: nn.Module) -> Iterator[None]:
                 buffer.copy_(value)
 
 
-def _seeded(seed: int | None, device: torch.device):
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     """Seed the RNG dropout draws from, inside a fork so the caller's RNG state is untouched."""
     if seed is None:
-        return nullcontext()
-    return _forked_seed(seed, [device] if device.type == "cuda" else [])
-
-
-@contextmanager
-def _forked_seed(seed: int, devices: list[torch.device]) -> Iterator[None]:
-    with torch.random.fork_rng(devices=devices):
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
 
@@ -168,6 +168,20 @@ def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> 
         combined = [_scaled_sum(c, g, weight) for c, g in zip(combined, grads)]
     norms["combined"] = [_norm(c) for c in combined]
     return norms
+
+
+def _rows(names: Sequence[str], norms: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
+    """GradientResult rows from norms listed as [weights of every layer..., outputs of every layer...]."""
+    n = len(names)
+    rows = []
+    for depth, name in enumerate(names):
+        module = name.split(".")[0]
+        rows.append({
+            "name": name, "depth": depth, "kind": _kind(module), "module": module,
+            "weight": {loss: norms[loss][depth] for loss in LOSSES},
+            "activation": {loss: norms[loss][n + depth] for loss in LOSSES},
+        })
+    return rows
 
 
 def layer_gradients(
@@ -213,15 +227,6 @@ def layer_gradients(
         names = [name for name, _ in layers]
         tensors = [m.weight for _, m in layers] + [outputs[name] for name in names]
         norms = _norms_per_loss(losses, tensors)
-    n = len(names)
-    rows = []
-    for depth, name in enumerate(names):
-        module = name.split(".")[0]
-        rows.append({
-            "name": name, "depth": depth, "kind": _kind(module), "module": module,
-            "weight": {loss: norms[loss][depth] for loss in LOSSES},
-            "activation": {loss: norms[loss][n + depth] for loss in LOSSES},
-        })
     loss_values = {head: float(v.detach()) for head, v in losses.items()}
     loss_values["combined"] = loss_values["main"] + AUX_WEIGHT * (loss_values["aux1"] + loss_values["aux2"])
     variant = {
@@ -232,7 +237,7 @@ def layer_gradients(
         "input_shape": list(x.shape),
         "targets": "predicted" if targets is None else "labels",
     }
-    return GradientResult(variant=variant, losses=loss_values, layers=rows)
+    return GradientResult(variant=variant, losses=loss_values, layers=_rows(names, norms))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +307,7 @@ def aux_ratio(frame: pd.DataFrame) -> pd.DataFrame:
         "weight_ratio": combined["weight_norm"][reached] / main["weight_norm"][reached],
         "activation_ratio": combined["activation_norm"][reached] / main["activation_norm"][reached],
     })
-    return out.reset_index().sort_values(["variant", "init", "depth"], kind="stable").reset_index(drop=True)
+    return out.reset_index()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +329,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-mode", action="store_true",
                    help="eval mode (running batch-norm statistics, no dropout) instead of training mode")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh net and of the dropout masks")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--compare", action="store_true",
+                   help="compare fresh nets with and without batch norm under each --init (all by default), "
+                   "and the --weights model if given, on the same input")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    fmt.add_argument("--csv", action="store_true", help="print the tidy long-format table as CSV")
 
 
 def _fresh_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image.Image], Tensor], dict, list[str]]:
@@ -401,14 +411,56 @@ def _print_table(result: GradientResult) -> None:
               f"{conv1['combined'] / conv1['main']:.3g}x")
 
 
+def _print_comparison(frame: pd.DataFrame) -> None:
+    ratios = aux_ratio(frame)
+    stem = ratios[ratios["layer"] == "conv1"].set_index(["variant", "init"])["weight_ratio"]
+    conv1 = frame[frame["layer"] == "conv1"].pivot_table(
+        index=["variant", "init"], columns="loss", values="weight_norm", sort=False
+    )
+    print("conv1 weight-gradient norm without aux (main) and with aux (main + 0.3 x (aux1 + aux2))")
+    print(f"{'variant':<9}{'init':<14}{'main':>11}{'combined':>11}{'with/without':>14}")
+    for (variant, init), row in conv1.iterrows():
+        print(f"{variant:<9}{init:<14}{row['main']:>11.2e}{row['combined']:>11.2e}{stem[variant, init]:>13.3g}x")
+    print("\nmedian with/without-aux ratio of the weight gradient over the layers below aux1 (stem to inception4a)")
+    below = ratios[ratios["depth"] <= ratios.loc[ratios["layer"] == "inception4a.pool_proj", "depth"].iloc[0]]
+    for (variant, init), r in below.groupby(["variant", "init"], sort=False)["weight_ratio"]:
+        print(f"{variant:<9}{init:<14}{r.median():>11.3g}x")
+
+
+def _run_comparison(args: argparse.Namespace) -> None:
+    if not args.batch_norm:
+        raise GNetError("--compare runs the nets with and without batch norm itself: drop --no-batch-norm.")
+    loaded_net = None
+    if args.weights is not None:
+        loaded_net, transform, _, classes = _loaded_variant(args)
+    else:
+        _, transform, _, classes = _fresh_variant(args)
+    x, y, _ = _input_batch(args, transform, classes)
+    inits = (args.init,) if args.init else INIT_SCHEMES
+    frame = compare_variants(x, y, loaded_net=loaded_net, inits=inits, seed=args.seed,
+                             num_classes=len(classes), training=not args.eval_mode)
+    if args.json:
+        json.dump(frame.to_dict(orient="records"), sys.stdout)
+        sys.stdout.write("\n")
+    elif args.csv:
+        frame.to_csv(sys.stdout, index=False, float_format="%.4g")
+    else:
+        _print_comparison(frame)
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``gradients`` from parsed arguments; user errors propagate as :class:`GNetError`."""
+    if args.compare:
+        _run_comparison(args)
+        return 0
     fresh = not args.batch_norm or args.init is not None
     if fresh and args.weights is not None:
-        raise GNetError("--weights loads trained weights; --no-batch-norm and --init build a fresh net: give one or the other.")
+        raise GNetError(
+            "--weights loads trained weights; --no-batch-norm and --init build a fresh net: give one or the other."
+        )
     net, transform, about, classes = _fresh_variant(args) if fresh else _loaded_variant(args)
     x, y, described = _input_batch(args, transform, classes)
-    if net.config.batch_norm and not args.eval_mode and x.shape[0] == 1 and x.shape[-1] <= 32:
+    if net.config.batch_norm and not args.eval_mode and x.shape[0] == 1 and x.shape[-1] < 64:
         raise GNetError("Batch norm in training mode needs more than one value per channel: "
                         "use --eval-mode, a larger input, or no IMAGE (a batch of test images).")
     result = layer_gradients(net, x, y, training=not args.eval_mode, seed=args.seed)
@@ -416,6 +468,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.csv:
+        result.to_frame().to_csv(sys.stdout, index=False, float_format="%.4g")
     else:
         _print_table(result)
     return 0

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import torch
 import torch.nn.functional as F
@@ -44,9 +45,12 @@ from gnet.model import INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
 __all__ = [
     "HEADS",
     "TrainConfig",
+    "class_slug",
     "configure_parser",
+    "evaluate",
     "export_bundled",
     "export_samples",
+    "hardware",
     "load_checkpoint",
     "main",
     "named_weight_layers",
@@ -186,10 +190,17 @@ def _save_atomically(obj: dict, path: Path) -> None:
 def _card(cfg: TrainConfig, classes: list[str]) -> dict:
     """The model-card facts known at training time (export adds accuracy and provenance)."""
     size = cfg.input_size
+    fashion = cfg.data == "fashion-mnist"
     dataset = (
         "Fashion-MNIST (Zalando, MIT licence), Debian package dataset-fashion-mnist"
-        if cfg.data == "fashion-mnist"
+        if fashion
         else f"image folder {cfg.data}"
+    )
+    invert = (
+        "auto: photos whose border is lighter than their centre are inverted, "
+        "because Fashion-MNIST garments are light on a dark background"
+        if fashion
+        else "none"
     )
     return {
         "dataset": dataset,
@@ -202,8 +213,7 @@ def _card(cfg: TrainConfig, classes: list[str]) -> dict:
             "mean": [FASHION_MNIST_MEAN] * 3,
             "std": [FASHION_MNIST_STD] * 3,
             "channels": "gray repeated to 3",
-            "invert": "auto: photos whose border is lighter than their centre are inverted, "
-            "because Fashion-MNIST garments are light on a dark background",
+            "invert": invert,
         },
         "heads_trained": {"main": True, "aux1": cfg.aux, "aux2": cfg.aux},
     }
@@ -234,6 +244,16 @@ def _grad_log_line(step: int, losses: dict[str, Tensor], layers: list[tuple[str,
     }
     loss = {k: _round4(v.item()) for k, v in losses.items()}
     return json.dumps({"v": GRAD_LOG_VERSION, "step": step, "loss": loss, "grad_norm": norms})
+
+
+def _trim_grad_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step``: a resumed run may have logged beyond its checkpoint, a fresh one starts empty."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
 
 
 @torch.no_grad()
@@ -280,6 +300,93 @@ def train(
         torch.set_num_threads(previous_threads)
 
 
+class _Run:
+    """The network, optimizer and schedule of one run, plus what a checkpoint must restore."""
+
+    def __init__(self, cfg: TrainConfig, classes: list[str], steps_per_epoch: int) -> None:
+        self.cfg, self.classes, self.steps_per_epoch = cfg, classes, steps_per_epoch
+        self.total_steps = cfg.epochs * steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.net = googlenet(
+            num_classes=len(classes), batch_norm=cfg.batch_norm, branch5x5_kernel=cfg.branch5x5_kernel,
+            init=cfg.init, seed=cfg.seed,
+        ).to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+        )
+        # Momentum stays at the configured 0.9 rather than one-cycle's default 0.85-0.95 cycling.
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=cfg.lr, total_steps=self.total_steps, cycle_momentum=False
+        )
+        self.layers = named_weight_layers(self.net)
+        self.step = 0
+        self.wall_before = 0.0  # seconds spent by the runs this one resumes
+        self.started = time.monotonic()
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.monotonic() - self.started
+
+    def resume(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        _check_resumable(ckpt, self.cfg, path)
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.step, self.wall_before = ckpt["step"], ckpt.get("wall_time_s", 0.0)
+
+    def save(self, path: Path) -> None:
+        """Write the checkpoint (``epoch`` counts completed epochs)."""
+        train_config = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self.cfg).items()}
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": self.net.config.to_dict(),
+            "state_dict": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.step // self.steps_per_epoch,
+            "train_config": train_config, "classes": list(self.classes), "card": _card(self.cfg, self.classes),
+            "wall_time_s": self.wall_time(),
+        }
+        _save_atomically(checkpoint, path)
+
+    def train_step(self, x: Tensor, y: Tensor, grad_log: TextIO) -> tuple[HeadLogits, dict[str, Tensor]]:
+        """One SGD step on (x, y), logging the gradients first when the step number says so."""
+        torch.manual_seed(_seed_of(self.cfg.seed, "dropout", self.step))
+        out = self.net(x)
+        losses = _losses(out, y, self.cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.step += 1
+        if self.cfg.grad_log_every and self.step % self.cfg.grad_log_every == 0:
+            grad_log.write(_grad_log_line(self.step, losses, self.layers) + "\n")
+            grad_log.flush()
+        self.optimizer.step()
+        self.scheduler.step()
+        return out, losses
+
+
+def _run_epoch(run: _Run, train_set: GrayImageDataset, end: int, bar: tqdm, grad_log: TextIO) -> None:
+    """Continue the current epoch from ``run.step`` until its end or global step ``end``."""
+    cfg, out_dir = run.cfg, Path(run.cfg.out_dir)
+    epoch, offset = divmod(run.step, run.steps_per_epoch)
+    order = torch.randperm(len(train_set), generator=_generator(cfg.seed, "shuffle", epoch))
+    correct, seen = dict.fromkeys(HEADS, 0), 0
+    for batch_index in range(offset, min(run.steps_per_epoch, offset + end - run.step)):
+        indices = order[batch_index * cfg.batch_size : (batch_index + 1) * cfg.batch_size]
+        x, y = train_set.batch(indices, generator=_generator(cfg.seed, "augment", run.step))
+        out, losses = run.train_step(x, y, grad_log)
+        seen += len(y)
+        for head, logits in zip(HEADS, out):
+            correct[head] += int((logits.argmax(1) == y).sum())
+        bar.update()
+        bar.set_postfix(
+            epoch=epoch + 1, loss=f"{losses['total'].item():.3f}",
+            **{head: f"{correct[head] / seen:.3f}" for head in HEADS}, refresh=False,
+        )
+        if run.step % run.steps_per_epoch == 0 or (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
+            run.save(out_dir / "last.pt")
+    accs = ", ".join(f"{h} {correct[h] / seen:.4f}" for h in HEADS)
+    bar.write(f"epoch {epoch + 1} up to step {run.step}/{run.total_steps}: running train accuracy {accs}")
+
+
 def _train(cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progress: bool) -> dict:
     if cfg.init not in INIT_SCHEMES:
         raise ValueError(f"init must be one of {INIT_SCHEMES}, got {cfg.init!r}")
@@ -287,97 +394,30 @@ def _train(cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progre
     steps_per_epoch = len(train_set) // cfg.batch_size  # drop the last partial batch: batch norm needs > 1 image
     if steps_per_epoch == 0:
         raise DatasetError(f"{cfg.data} has {len(train_set)} training images, fewer than a batch of {cfg.batch_size}.")
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-
-    net = googlenet(
-        num_classes=len(classes), batch_norm=cfg.batch_norm, branch5x5_kernel=cfg.branch5x5_kernel,
-        init=cfg.init, seed=cfg.seed,
-    ).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
-    )
-    # Momentum stays at the configured 0.9 rather than one-cycle's default 0.85-0.95 cycling.
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=total_steps, cycle_momentum=False
-    )
-    step, wall_before = 0, 0.0
+    run = _Run(cfg, classes, steps_per_epoch)
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        _check_resumable(ckpt, cfg, resume)
-        net.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        step, wall_before = ckpt["step"], ckpt.get("wall_time_s", 0.0)
-
+        run.resume(resume)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layers = named_weight_layers(net)
-    started = time.monotonic()
-    end = total_steps if stop_at is None else min(stop_at, total_steps)
-
-    def save() -> None:
-        train_config = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
-        _save_atomically(
-            {
-                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": net.config.to_dict(),
-                "state_dict": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "epoch": step // steps_per_epoch,
-                "train_config": train_config, "classes": list(classes), "card": _card(cfg, classes),
-                "wall_time_s": wall_before + time.monotonic() - started,
-            },
-            out_dir / "last.pt",
-        )
-
-    net.train()
+    _trim_grad_log(out_dir / "grad_log.jsonl", run.step)
+    end = run.total_steps if stop_at is None else min(stop_at, run.total_steps)
+    run.net.train()
     bar = tqdm(
-        total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
+        total=run.total_steps, initial=run.step, disable=not progress, unit="step", dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 60.0,
     )
     with bar, open(out_dir / "grad_log.jsonl", "a") as grad_log:
-        while step < end:
-            epoch, offset = divmod(step, steps_per_epoch)
-            order = torch.randperm(len(train_set), generator=_generator(cfg.seed, "shuffle", epoch))
-            correct, seen = dict.fromkeys(HEADS, 0), 0
-            for batch_index in range(offset, steps_per_epoch):
-                if step >= end:
-                    break
-                indices = order[batch_index * cfg.batch_size : (batch_index + 1) * cfg.batch_size]
-                x, y = train_set.batch(indices, generator=_generator(cfg.seed, "augment", step))
-                torch.manual_seed(_seed_of(cfg.seed, "dropout", step))
-                out = net(x)
-                losses = _losses(out, y, cfg)
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                step += 1
-                if cfg.grad_log_every and step % cfg.grad_log_every == 0:
-                    grad_log.write(_grad_log_line(step, losses, layers) + "\n")
-                    grad_log.flush()
-                optimizer.step()
-                scheduler.step()
-                seen += len(y)
-                for head, logits in zip(HEADS, out):
-                    correct[head] += int((logits.argmax(1) == y).sum())
-                bar.update()
-                bar.set_postfix(
-                    epoch=epoch + 1, loss=f"{losses['total'].item():.3f}",
-                    **{head: f"{correct[head] / seen:.3f}" for head in HEADS}, refresh=False,
-                )
-                if step % steps_per_epoch == 0 or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                    save()
-            if seen:
-                accs = ", ".join(f"{h} {correct[h] / seen:.4f}" for h in HEADS)
-                bar.write(f"epoch {epoch + 1} up to step {step}/{total_steps}: running train accuracy {accs}")
-        save()
+        while run.step < end:
+            _run_epoch(run, train_set, end, bar, grad_log)
+    if run.step % steps_per_epoch != 0 and not (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
+        run.save(out_dir / "last.pt")  # stopped mid-epoch between checkpoints
 
-    wall = wall_before + time.monotonic() - started
-    result = {"steps": step, "total_steps": total_steps, "wall_time_s": round(wall, 1),
+    result = {"steps": run.step, "total_steps": run.total_steps, "wall_time_s": round(run.wall_time(), 1),
               "checkpoint": str(out_dir / "last.pt"), "accuracy": None, "eval_split": eval_split}
-    if step < total_steps:
+    if run.step < run.total_steps:
         return result
-    result["accuracy"] = evaluate(net, eval_set)
-    result["wall_time_s"] = round(wall_before + time.monotonic() - started, 1)
+    result["accuracy"] = evaluate(run.net, eval_set)
+    result["wall_time_s"] = round(run.wall_time(), 1)
     final = {**result, "hardware": hardware(), "train_config": dataclasses.asdict(cfg)}
     (out_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
     return result
@@ -393,8 +433,8 @@ def export_bundled(
 ) -> tuple[Path, Path]:
     """Write ``fashion_mnist_googlenet.pt`` (float16 state dict) and its ``.json`` model card.
 
-    float16 halves the file; loading casts back to float32 (the weights' values change by
-    less than float16's 3 significant digits, below what moves a top-1 decision in practice).
+    float16 halves the file; a loader casts the tensors back to float32. ``accuracy`` holds
+    the per-head top-1 and optionally "split" (default "test (10,000 images)").
     """
     ckpt = load_checkpoint(checkpoint_path)
     assets_dir = Path(assets_dir)
@@ -510,7 +550,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="the paper's net (LRN)")
     p.add_argument("--branch5x5-kernel", type=int, choices=(3, 5), default=d.branch5x5_kernel)
     p.add_argument("--init", choices=INIT_SCHEMES, default=d.init)
-    p.add_argument("--out-dir", default=d.out_dir, help="where last.pt, grad_log.jsonl, final.json go")
+    p.add_argument("--out-dir", default=None,
+                   help=f"where last.pt, grad_log.jsonl, final.json go (default {d.out_dir}, or the --resume folder)")
     p.add_argument("--grad-log-every", type=int, default=d.grad_log_every, help="0 disables the gradient log")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
@@ -530,8 +571,9 @@ def _command_line() -> str:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``train`` from parsed arguments; a user error propagates as :class:`GNetError`."""
+    out_dir = args.out_dir or (args.resume.parent if args.resume is not None else TrainConfig.out_dir)
     runtime = {
-        "out_dir": str(args.out_dir), "grad_log_every": args.grad_log_every,
+        "out_dir": str(out_dir), "grad_log_every": args.grad_log_every,
         "checkpoint_every": args.checkpoint_every, "num_threads": args.num_threads, "eval_limit": args.eval_limit,
     }
     if args.resume is not None:
@@ -539,12 +581,11 @@ def run_cli(args: argparse.Namespace) -> int:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **runtime})
     else:
-        names = ("data", "input_size", "epochs", "max_steps", "batch_size", "lr", "momentum", "weight_decay",
-                 "seed", "aux_weight", "aux", "batch_norm", "branch5x5_kernel", "init")
-        cfg = TrainConfig(**{n: getattr(args, n) for n in names}, **runtime, command=_command_line())
+        cfg = TrainConfig(**{n: getattr(args, n) for n in _TRAJECTORY_FIELDS}, **runtime, command=_command_line())
     result = train(cfg, resume=args.resume, stop_at=args.stop_at, progress=args.progress)
     if result["accuracy"] is None:
-        print(f"stopped at step {result['steps']}/{result['total_steps']}; continue with --resume {result['checkpoint']}")
+        steps = f"{result['steps']}/{result['total_steps']}"
+        print(f"stopped at step {steps}; continue with --resume {result['checkpoint']}")
         return 0
     accs = ", ".join(f"{h} {result['accuracy'][h]:.2%}" for h in HEADS)
     print(f"top-1 on {result['eval_split']}: {accs}")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gnet.__main__ import main as cli_main
+from gnet.data import fashion_mnist_dir
 from gnet.gradients import AUX_WEIGHT, LOSSES, aux_ratio, compare_variants, layer_gradients
 from gnet.model import googlenet
 from gnet.probe import capture
@@ -99,6 +100,14 @@ def test_aux_losses_raise_early_gradients_without_batch_norm():
         assert row["activation"]["combined"] > row["activation"]["main"] > 0, row["name"]
 
 
+def test_dropout_off_makes_training_mode_independent_of_the_seed():
+    net, (x, y) = _net(), _batch()
+    a = layer_gradients(net, x, y, dropout=False, seed=1)
+    b = layer_gradients(net, x, y, dropout=False, seed=2)
+    assert a.layers == b.layers and a.variant["dropout"] is False
+    assert layer_gradients(net, x, y, seed=1).layers != a.layers  # dropout on: the masks matter
+
+
 def test_targets_default_to_the_main_prediction():
     net = _net()
     x, _ = _batch()
@@ -114,10 +123,11 @@ def test_net_is_left_as_it_was_even_when_the_forward_raises():
     net.eval()
     net.aux1.train()  # a mixed mode must come back as it was
     buffers = {k: v.clone() for k, v in net.named_buffers()}
+    x, y = _batch()
     rng = torch.get_rng_state()
-    layer_gradients(net, *_batch(), training=True)
+    layer_gradients(net, x, y, training=True)
     with pytest.raises(RuntimeError):
-        layer_gradients(net, torch.randn(2, 1, SIZE, SIZE))  # one channel: conv1 raises
+        layer_gradients(net, x[:, :1])  # one channel: conv1 raises
     assert _no_hooks(net)
     assert not net.training and net.aux1.training and net.aux1.dropout.training and not net.dropout.training
     assert all(torch.equal(v, buffers[k]) for k, v in net.named_buffers())  # running stats untouched
@@ -166,9 +176,26 @@ def test_cli_json_on_a_fresh_net(capsys):
 
 def test_cli_table_and_user_errors(capsys):
     photo = ASSETS_DIR / "samples" / "photos" / "coffee.jpg"
-    assert cli_main(["gradients", str(photo), "--init", "xavier", "--input-size", "40"]) == 0
+    assert cli_main(["gradients", str(photo), "--init", "xavier", "--input-size", "64"]) == 0
     out = capsys.readouterr().out
     assert "conv1" in out and "combined" in out and "e-" in out
     assert cli_main(["gradients", str(photo), "--weights", "random", "--init", "xavier"]) == 2
     assert cli_main(["gradients", "no-such-file.png", "--no-batch-norm"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_compare_csv(capsys):
+    photo = ASSETS_DIR / "samples" / "photos" / "coffee.jpg"
+    args = ["gradients", str(photo), "--compare", "--init", "trunc_normal", "--input-size", "64", "--csv"]
+    assert cli_main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "variant,batch_norm,init,loss,layer,depth,kind,weight_norm,activation_norm"
+    assert len(lines) == 1 + 2 * len(LOSSES) * 64  # no_bn and bn, 64 conv/linear layers
+    assert cli_main(["gradients", str(photo), "--compare", "--no-batch-norm"]) == 2
+
+
+@pytest.mark.skipif(not fashion_mnist_dir().is_dir(), reason="Fashion-MNIST is not installed")
+def test_cli_defaults_to_labelled_fashion_mnist_test_images(capsys):
+    assert cli_main(["gradients", "--no-batch-norm", "--batch-size", "2", "--json"]) == 0
+    variant = json.loads(capsys.readouterr().out)["variant"]
+    assert variant["targets"] == "labels" and variant["input_shape"] == [2, 3, 64, 64]

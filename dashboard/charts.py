@@ -1,0 +1,289 @@
+"""Pure figure builders: plain data in, a plotly Figure out (no Streamlit, no torch).
+
+Each function is testable without a browser; the views add the captions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "BRANCH_COLORS",
+    "agreement_heatmap",
+    "channel_map",
+    "cost_by_layer",
+    "cost_treemap",
+    "energy_shares",
+    "feature_grid",
+    "gradient_depth",
+    "head_metrics",
+    "overlay",
+    "paper_vs_computed",
+    "stage_diagram",
+    "top_k_bars",
+]
+
+BRANCH_COLORS: dict[str, str] = {"1x1": "#4C78A8", "3x3": "#F58518", "5x5": "#54A24B", "pool_proj": "#B279A2"}
+HEAD_COLORS: dict[str, str] = {"main": "#4C78A8", "aux1": "#F58518", "aux2": "#54A24B"}
+_STAGE_COLORS = {
+    "stem": "#9ecae1",
+    "inception": "#4C78A8",
+    "pool": "#bdbdbd",
+    "aux": "#F58518",
+    "classifier": "#54A24B",
+}
+_AUX_PARENT = {"aux1": "inception4a", "aux2": "inception4d"}
+_MAP_SCALE = "Viridis"
+# Transparent where the map is low, so the image stays readable under the hot spots.
+_OVERLAY_SCALE = [
+    [0.0, "rgba(0, 0, 0, 0)"],
+    [0.25, "rgba(120, 28, 109, 0.35)"],
+    [0.6, "rgba(237, 105, 37, 0.7)"],
+    [1.0, "rgba(252, 255, 164, 0.9)"],
+]
+
+
+def _compact(fig: go.Figure, height: int, *, legend: bool = True) -> go.Figure:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=legend)
+    return fig
+
+
+def _si(value: float) -> str:
+    """1234567 -> '1.23M': short engineering notation for params and FLOPs."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def _short_stage(stage: str) -> str:
+    return stage.removeprefix("inception")
+
+
+def _shape_text(out_shape: str) -> str:
+    """'256 x 28 x 28' (C x H x W) -> '28x28x256', the paper's H x W x C."""
+    dims = out_shape.split(" x ")
+    if len(dims) == 3:
+        c, h, w = dims
+        return f"{h}x{w}x{c}"
+    return f"{dims[0]}"
+
+
+# ---------------------------------------------------------------- heads
+
+
+def top_k_bars(tops: Mapping[str, Sequence[tuple[str, float]]], untrained: Sequence[str] = ()) -> go.Figure:
+    """One horizontal bar chart per head of its top-k (label, probability), side by side."""
+    heads = list(tops)
+    titles = [f"{h} (untrained)" if h in untrained else h for h in heads]
+    fig = make_subplots(rows=1, cols=len(heads), subplot_titles=titles, horizontal_spacing=0.14)
+    for i, head in enumerate(heads, start=1):
+        labels = [label for label, _ in tops[head]][::-1]
+        probs = [p for _, p in tops[head]][::-1]
+        fig.add_trace(
+            go.Bar(
+                x=probs,
+                y=labels,
+                orientation="h",
+                marker_color=HEAD_COLORS.get(head, "#888"),
+                text=[f"{p:.1%}" for p in probs],
+                textposition="auto",
+                name=head,
+                hovertemplate="%{y}: %{x:.2%}<extra>" + head + "</extra>",
+            ),
+            row=1,
+            col=i,
+        )
+        fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=i)
+    return _compact(fig, 300, legend=False)
+
+
+def head_metrics(summary: pd.DataFrame) -> go.Figure:
+    """Entropy and KL divergence to the main head, one bar per head."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["entropy (nats)", "KL(main || head) (nats)"])
+    colors = [HEAD_COLORS.get(h, "#888") for h in summary["head"]]
+    fig.add_trace(go.Bar(x=summary["head"], y=summary["entropy_nats"], marker_color=colors, name="entropy"), 1, 1)
+    fig.add_trace(go.Bar(x=summary["head"], y=summary["kl_to_main_nats"], marker_color=colors, name="KL"), 1, 2)
+    return _compact(fig, 260, legend=False)
+
+
+def agreement_heatmap(matrix: pd.DataFrame) -> go.Figure:
+    """Heads x heads: the fraction of sample images on which both pick the same class."""
+    fig = px.imshow(matrix, text_auto=".0%", zmin=0, zmax=1, color_continuous_scale="Blues", aspect="auto")
+    fig.update_layout(coloraxis_colorbar={"title": "agree", "tickformat": ".0%"})
+    return _compact(fig, 300)
+
+
+# ---------------------------------------------------------------- architecture
+
+
+def stage_diagram(stages: pd.DataFrame) -> go.Figure:
+    """GoogLeNet's blocks left to right with output shape and FLOPs; aux heads hang below.
+
+    ``stages`` has columns stage, kind, out_shape, params, flops in forward order
+    (see ``resources.stage_summary``).
+    """
+    main = stages[stages["kind"] != "aux"].reset_index(drop=True)
+    x_of = {stage: float(i) for i, stage in enumerate(main["stage"])}
+    pos = {row.stage: (x_of[row.stage], 0.0) for row in main.itertuples()}
+    for row in stages[stages["kind"] == "aux"].itertuples():
+        pos[row.stage] = (x_of.get(_AUX_PARENT.get(row.stage, ""), 0.0), -1.25)
+    fig = go.Figure()
+    half_w, half_h = 0.44, 0.45
+    for row in stages.itertuples():
+        x, y = pos[row.stage]
+        fig.add_shape(
+            type="rect",
+            x0=x - half_w,
+            x1=x + half_w,
+            y0=y - half_h,
+            y1=y + half_h,
+            fillcolor=_STAGE_COLORS.get(row.kind, "#ccc"),
+            line={"color": "white", "width": 1},
+            layer="below",
+        )
+        fig.add_annotation(
+            x=x,
+            y=y,
+            text=f"<b>{_short_stage(row.stage)}</b><br>{_shape_text(row.out_shape)}<br>"
+            + (f"{_si(row.flops)}FLOP" if row.flops else "no MACs"),
+            showarrow=False,
+            font={"size": 11, "color": "white" if row.kind in ("inception", "aux", "classifier") else "black"},
+        )
+    for a, b in zip(main["stage"][:-1], main["stage"][1:]):
+        fig.add_annotation(
+            x=pos[b][0] - half_w, y=0, ax=pos[a][0] + half_w, ay=0, xref="x", yref="y", axref="x", ayref="y",
+            showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, text="",
+        )
+    for stage, parent in _AUX_PARENT.items():
+        if stage in pos and parent in pos:
+            fig.add_annotation(
+                x=pos[stage][0], y=pos[stage][1] + half_h, ax=pos[parent][0], ay=-half_h, xref="x", yref="y",
+                axref="x", ayref="y", showarrow=True, arrowhead=2, arrowwidth=1, text="",
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=[pos[s][0] for s in stages["stage"]],
+            y=[pos[s][1] for s in stages["stage"]],
+            mode="markers",
+            marker={"size": 30, "opacity": 0},
+            customdata=np.stack(
+                [stages["stage"], stages["out_shape"], stages["params"].map(_si), stages["flops"].map(_si)], axis=1
+            ),
+            hovertemplate="<b>%{customdata[0]}</b><br>output %{customdata[1]}<br>"
+            "params %{customdata[2]}<br>FLOPs %{customdata[3]}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(visible=False, range=[-0.6, len(main) - 0.4])
+    fig.update_yaxes(visible=False, range=[-1.85, 0.6])
+    return _compact(fig, 280, legend=False)
+
+
+# ---------------------------------------------------------------- branches
+
+
+def feature_grid(maps: np.ndarray, channels: Sequence[int], *, columns: int = 4) -> go.Figure:
+    """A grid of feature maps (k x h x w), each titled with its channel index, shared colour scale."""
+    fig = px.imshow(
+        maps, facet_col=0, facet_col_wrap=columns, color_continuous_scale=_MAP_SCALE, facet_col_spacing=0.02,
+        facet_row_spacing=0.08,
+    )
+    titles = {str(i): f"ch {c}" for i, c in enumerate(channels)}
+    fig.for_each_annotation(lambda a: a.update(text=titles.get(a.text.split("=")[-1], a.text), font={"size": 11}))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(coloraxis_showscale=False)
+    rows = -(-len(channels) // columns)
+    return _compact(fig, 40 + 120 * rows)
+
+
+def channel_map(activation: np.ndarray, title: str, *, height: int = 380) -> go.Figure:
+    """One feature map, large, with its values on hover."""
+    fig = px.imshow(activation, color_continuous_scale=_MAP_SCALE, title=title)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title={"font": {"size": 13}})
+    return _compact(fig, height)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, title: str = "", *, height: int = 300) -> go.Figure:
+    """``heat`` (any h x w) stretched over ``image`` (H x W x 3 floats in [0, 1]), see-through where low."""
+    rows, cols = image.shape[:2]
+    dy, dx = rows / heat.shape[0], cols / heat.shape[1]
+    fig = go.Figure(go.Image(z=np.clip(image * 255, 0, 255).astype(np.uint8), hoverinfo="skip"))
+    fig.add_trace(
+        go.Heatmap(
+            z=heat, x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, colorscale=_OVERLAY_SCALE,
+            zsmooth="best", showscale=False, hovertemplate="%{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5])
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title={"text": title, "font": {"size": 13}})
+    return _compact(fig, height, legend=False)
+
+
+def energy_shares(shares: pd.DataFrame) -> go.Figure:
+    """Stacked bars: each branch's share of its module's output energy (sum of squares), per module."""
+    fig = px.bar(
+        shares, x="module", y="energy_share", color="branch", color_discrete_map=BRANCH_COLORS,
+        category_orders={"branch": list(BRANCH_COLORS)}, labels={"energy_share": "share of output energy"},
+    )
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return _compact(fig, 320)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def gradient_depth(frame: pd.DataFrame, *, value: str = "grad_rms") -> go.Figure:
+    """Per-layer gradient magnitude against depth, log scale; auxiliary heads in their own colours."""
+    fig = px.scatter(
+        frame.dropna(subset=[value]), x="depth", y=value, color="part", log_y=True, hover_data=["layer", "params"],
+        color_discrete_map={"main path": HEAD_COLORS["main"], "aux1": HEAD_COLORS["aux1"], "aux2": HEAD_COLORS["aux2"]},
+        labels={"grad_rms": "RMS of weight gradient", "grad_to_weight": "grad RMS / weight RMS", "depth": "layer depth"},
+    )
+    fig.update_traces(marker={"size": 7})
+    fig.update_yaxes(exponentformat="power")
+    return _compact(fig, 380)
+
+
+# ---------------------------------------------------------------- cost
+
+
+def cost_by_layer(rows: pd.DataFrame, metric: str = "flops") -> go.Figure:
+    """One bar per layer with a non-zero ``metric``, in forward order, coloured by module."""
+    shown = rows[rows[metric] > 0]
+    fig = px.bar(shown, x="name", y=metric, color="module", hover_data=["kind", "branch", "out_shape"])
+    fig.update_xaxes(showticklabels=False, title="layer (forward order; hover for names)")
+    return _compact(fig, 380)
+
+
+def cost_treemap(rows: pd.DataFrame, metric: str = "flops") -> go.Figure:
+    """Module -> branch -> layer, area proportional to ``metric``."""
+    shown = rows[rows[metric] > 0].copy()
+    has_branch = shown["branch"] != ""
+    shown["part"] = shown["branch"].where(has_branch, shown["name"])
+    shown["layer"] = shown["name"].where(has_branch, None)
+    fig = px.treemap(shown, path=[px.Constant("GoogLeNet"), "module", "part", "layer"], values=metric)
+    fig.update_traces(root_color="lightgrey", hovertemplate="%{label}<br>%{value:,.0f}<extra></extra>")
+    return _compact(fig, 460, legend=False)
+
+
+def paper_vs_computed(table: pd.DataFrame) -> go.Figure:
+    """The paper's ops (M multiply-adds) per Table 1 row next to the computed ones."""
+    costed = table[table["ops_m"].notna() | table["ops_m_computed"].notna()]
+    fig = go.Figure(
+        [
+            go.Bar(x=costed["name"], y=costed["ops_m"], name="paper (Table 1)", marker_color="#bdbdbd"),
+            go.Bar(x=costed["name"], y=costed["ops_m_computed"], name="computed", marker_color=HEAD_COLORS["main"]),
+        ]
+    )
+    fig.update_layout(barmode="group", yaxis_title="M multiply-adds")
+    return _compact(fig, 340)

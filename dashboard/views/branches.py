@@ -1,0 +1,111 @@
+"""Inception branches: one module's four branches, their strongest feature maps and where they fire."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts
+from dashboard.state import Keys, Selection
+from dashboard.views.common import chart, download_csv, need_analysis
+
+__all__ = ["render"]
+
+
+def render(sel: Selection) -> None:
+    st.title("Inception branches")
+    st.caption(
+        "Every Inception module runs four branches side by side on the same input (1x1; 1x1 then 3x3; "
+        "1x1 then '5x5'; 3x3 max-pool then 1x1) and concatenates their outputs along channels."
+    )
+    _, result = need_analysis(sel)
+    names = list(result.modules)
+    module_name = st.selectbox(
+        "Module", names, index=0, key=Keys.BRANCH_MODULE, format_func=lambda n: f"{n} ({_shape(result.modules[n])})"
+    )
+    module = result.modules[module_name]
+    cells = st.columns(2)
+    for i, (branch, stats) in enumerate(module.branches.items()):
+        with cells[i % 2], st.container(border=True):
+            _branch(result.image, module_name, branch, stats)
+    _focus(result, module_name)
+    st.subheader("Energy share of each branch, across all nine modules")
+    shares = _energy_table(result)
+    chart(
+        charts.energy_shares(shares),
+        "Share of each module's output energy (sum of squared activations) produced by each branch. "
+        "Look for the module where the 3x3 and '5x5' branches take over from the 1x1 one, and how it changes with depth.",
+    )
+    download_csv(_stats_table(result), "Branch statistics, all modules (CSV)", "branch_stats.csv")
+
+
+def _shape(module) -> str:
+    c, h, w = module.output_shape
+    return f"{h}x{w}x{c}"
+
+
+def _branch(image, module_name: str, branch: str, stats) -> None:
+    st.markdown(f"**{branch}** branch: {stats.channels} channels")
+    a, b, c = st.columns(3)
+    a.metric("mean activation", f"{stats.mean:.3g}")
+    b.metric("zeros (ReLU off)", f"{stats.zero_fraction:.0%}")
+    c.metric("energy share", f"{stats.energy_share:.0%}")
+    maps = stats.activation[stats.top_channels].numpy()
+    chart(
+        charts.feature_grid(maps, stats.top_channels),
+        "Its most active channels (highest mean), brightest = strongest.",
+        key=f"grid-{module_name}-{branch}",
+    )
+    chart(
+        charts.overlay(image, stats.activation.mean(0).numpy(), f"mean of {branch} over the image"),
+        "Where in the image this branch fires on average.",
+        key=f"overlay-{module_name}-{branch}",
+    )
+
+
+def _focus(result, module_name: str) -> None:
+    st.subheader("One channel, large")
+    module = result.modules[module_name]
+    left, right = st.columns([1, 3])
+    with left:
+        branch = st.selectbox("Branch", list(module.branches), key=Keys.BRANCH_FOCUS)
+        stats = module.branches[branch]
+        others = [c for c in range(stats.channels) if c not in stats.top_channels]
+        channel = st.selectbox(
+            "Channel (most active first)", stats.top_channels + others,
+            key=f"{Keys.BRANCH_CHANNEL}-{module_name}-{branch}",
+            help="Pick any of the branch's channels; the first ones are its most active.",
+        )
+    activation = stats.activation[channel].numpy()
+    with right:
+        big, over = st.columns(2)
+        with big:
+            chart(
+                charts.channel_map(activation, f"{module_name}.{branch} channel {channel}", height=340),
+                "The channel's activation map; hover for values.",
+            )
+        with over:
+            chart(
+                charts.overlay(result.image, activation, "on the image", height=340),
+                "The same map stretched over the image: what it responds to.",
+            )
+
+
+def _energy_table(result) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"module": m, "branch": b, "energy_share": r.energy_share}
+            for m, module in result.modules.items()
+            for b, r in module.branches.items()
+        ]
+    )
+
+
+def _stats_table(result) -> pd.DataFrame:
+    rows = []
+    for m, module in result.modules.items():
+        for b, r in module.branches.items():
+            stats = r.stats()
+            stats["top_channels"] = " ".join(map(str, stats["top_channels"]))
+            rows.append({"module": m, "branch": b, **stats})
+    return pd.DataFrame(rows)

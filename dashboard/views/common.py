@@ -1,0 +1,81 @@
+"""Drawing helpers every page shares: getting the model and analysis or saying why not, downloads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import gnet
+from dashboard import resources
+from dashboard.state import Selection
+
+__all__ = ["chart", "download_csv", "download_json", "need_analysis", "need_model", "untrained_warning"]
+
+_PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def need_model(sel: Selection) -> gnet.LoadedModel:
+    """The selected model, or an error with the library's sentence and the page stops there."""
+    if sel.weights_error:
+        st.error(sel.weights_error)
+        st.stop()
+    try:
+        return resources.model(*sel.model_key)
+    except gnet.GNetError as e:
+        st.error(str(e))
+        st.stop()
+
+
+def need_analysis(sel: Selection) -> tuple[gnet.LoadedModel, gnet.Analysis]:
+    """The model and the cached analysis of the selected image, or why there is none."""
+    loaded = need_model(sel)
+    if sel.image_error:
+        st.error(sel.image_error)
+        st.stop()
+    if sel.image is None:
+        st.info("Choose an image in the sidebar: a sample, an upload or a camera photo.")
+        st.stop()
+    try:
+        return loaded, resources.analysis(sel.weights, sel.device, sel.digest, sel.image)
+    except gnet.GNetError as e:
+        st.error(str(e))
+        st.stop()
+
+
+def untrained_warning(loaded: gnet.LoadedModel) -> None:
+    """A visible warning when some heads of the active weights were never trained."""
+    untrained = loaded.card.untrained_heads
+    if not untrained:
+        return
+    if len(untrained) == 3:
+        st.warning("None of these weights' heads is trained: every prediction here is noise.", icon="⚠️")
+    else:
+        st.warning(
+            f"The {' and '.join(untrained)} head(s) of these weights were never trained "
+            f"({loaded.card.name}): their predictions are noise and say nothing about the architecture.",
+            icon="⚠️",
+        )
+
+
+def chart(fig: go.Figure, caption: str, *, key: str | None = None) -> None:
+    """A plotly figure (its toolbar downloads a PNG) with the line saying what to look at."""
+    st.plotly_chart(fig, config=_PLOTLY_CONFIG, key=key)
+    st.caption(caption)
+
+
+def download_csv(frame: pd.DataFrame, label: str, file_name: str) -> None:
+    st.download_button(
+        label, frame.to_csv(index=False).encode(), file_name=file_name, mime="text/csv", on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def download_json(data: Any, label: str, file_name: str) -> None:
+    st.download_button(
+        label, json.dumps(data, indent=2, default=str).encode(), file_name=file_name, mime="application/json",
+        on_click="ignore", icon=":material/download:",
+    )

@@ -1,0 +1,82 @@
+"""Heads: aux1, aux2 and main compared on this image and over every sample image."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from dashboard import charts, resources
+from dashboard.state import Selection
+from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
+
+__all__ = ["render"]
+
+
+def render(sel: Selection) -> None:
+    st.title("Heads: aux1, aux2 and main")
+    st.caption(
+        "GoogLeNet has three classifiers: aux1 on inception4a, aux2 on inception4d, and the main head after "
+        "global average pooling. One forward pass computes all three."
+    )
+    loaded, result = need_analysis(sel)
+    untrained_warning(loaded)
+    tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
+    chart(
+        charts.top_k_bars(tops, loaded.card.untrained_heads),
+        "Top-5 probabilities per head. A deeper head is usually more confident; a disagreement shows what "
+        "the middle of the network has not resolved yet.",
+    )
+    summary = resources.head_summary(sel.weights, sel.device, sel.digest, sel.image)
+    st.dataframe(
+        summary, hide_index=True,
+        column_config={
+            "top1_prob": st.column_config.NumberColumn("top-1 prob", format="percent"),
+            "entropy_nats": st.column_config.NumberColumn("entropy (nats)", format="%.3f"),
+            "kl_to_main_nats": st.column_config.NumberColumn("KL to main (nats)", format="%.4f"),
+        },
+    )
+    chart(
+        charts.head_metrics(summary),
+        f"Entropy: how unsure each head is (uniform over {len(loaded.classes)} classes = "
+        f"{math.log(len(loaded.classes)):.2f} nats). KL(main || head): how far a head's distribution is "
+        "from the main head's (0 for main itself).",
+    )
+    download_csv(summary, "Head comparison (CSV)", "heads.csv")
+    _batch(sel, loaded)
+
+
+def _batch(sel: Selection, loaded) -> None:
+    st.subheader("All sample images")
+    batch = resources.batch_predictions(sel.weights, sel.device)
+    if batch.empty:
+        st.info("No sample images in assets/samples.")
+        return
+    accuracy = resources.head_accuracy(batch)
+    left, right = st.columns([2, 3])
+    with left:
+        if accuracy["labelled_samples"].iloc[0]:
+            st.dataframe(
+                accuracy, hide_index=True,
+                column_config={"accuracy": st.column_config.NumberColumn("top-1 accuracy", format="percent")},
+            )
+            st.caption(
+                f"Accuracy over the {accuracy['labelled_samples'].iloc[0]} samples whose true class these "
+                "weights know (the Fashion-MNIST samples for the bundled net)."
+            )
+        else:
+            st.info(
+                "None of the samples has a true class among these weights' classes, so accuracy cannot be "
+                "measured here; the agreement between heads still can."
+            )
+    with right:
+        chart(
+            charts.agreement_heatmap(resources.agreement_matrix(batch)),
+            f"How often two heads pick the same class over the {len(batch)} sample images. "
+            "Low agreement with an untrained head is expected.",
+        )
+    st.dataframe(
+        batch, hide_index=True,
+        column_config={f"{h}_prob": st.column_config.NumberColumn(format="percent") for h in resources.HEADS},
+    )
+    download_csv(batch, "Predictions on all samples (CSV)", "batch_predictions.csv")

@@ -1,0 +1,84 @@
+"""Overview: the image as the model sees it, the three heads' top-5, and the network's stages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, resources
+from dashboard.state import Selection
+from dashboard.views.common import chart, download_json, need_analysis, untrained_warning
+
+__all__ = ["render"]
+
+
+def render(sel: Selection) -> None:
+    st.title("GoogLeNet Explorer")
+    st.caption(
+        "GoogLeNet (Inception v1, Szegedy et al. 2014) looked at from the inside: its Inception branches, "
+        "its three classifiers, its gradients and its cost. Pick an image and weights in the sidebar."
+    )
+    loaded, result = need_analysis(sel)
+    untrained_warning(loaded)
+    left, right = st.columns([1, 3])
+    with left:
+        st.image(result.image, caption="What the network sees", width="stretch", clamp=True)
+        st.caption(
+            f"After preprocessing: {result.image.shape[1]} x {result.image.shape[0]} px, "
+            f"{loaded.card.details.get('preprocessing', 'normalised as the weights expect')}."
+        )
+    with right:
+        tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
+        chart(
+            charts.top_k_bars(tops, loaded.card.untrained_heads),
+            "The three classifiers' five most likely classes. aux1 reads inception4a, aux2 inception4d, "
+            "main the last module: do the early heads already agree with the main one?",
+        )
+    st.subheader("The network, stage by stage")
+    stages = resources.stages(sel.weights, sel.device, loaded.card.input_size)
+    chart(
+        charts.stage_diagram(stages),
+        f"Each block's output (H x W x C) and FLOPs for one {loaded.card.input_size} px image, computed from the "
+        "loaded network. Look at how fast the stem shrinks the image, and where the two auxiliary heads branch off.",
+    )
+    _explanations(stages, loaded)
+    st.caption(
+        f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
+        f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
+    )
+    download_json(result.to_json(), "Analysis (JSON)", "analysis.json")
+
+
+def _explanations(stages, loaded) -> None:
+    """Why each part is there, with this network's own numbers."""
+    num_classes, input_size = len(loaded.classes), loaded.card.input_size
+    reduce = loaded.net.inception3a.branches["5x5"][0].conv
+    by_stage = stages.set_index("stage")
+    stem_out = by_stage.loc["stem", "out_shape"].split(" x ")
+    last = by_stage.loc["inception5b", "out_shape"].split(" x ")
+    fc_params = int(last[0]) * num_classes
+    dense_params = int(last[0]) * int(last[1]) * int(last[2]) * num_classes
+    one, two = st.columns(2)
+    with one:
+        st.markdown(
+            "**The stem shrinks height and width early.** A stride-2 7x7 convolution and two stride-2 max-poolings "
+            f"take the {input_size} x {input_size} image down to {stem_out[1]} x {stem_out[2]} before the first "
+            "Inception module, so the expensive multi-branch modules work on small maps."
+        )
+        st.markdown(
+            "**1x1 bottlenecks.** Inside each Inception module, a 1x1 convolution first reduces the channels "
+            "before the 3x3 and '5x5' convolutions (and projects the pooling branch). In inception3a the '5x5' "
+            f"convolution reads {reduce.out_channels} channels instead of the module's {reduce.in_channels}: "
+            f"{reduce.in_channels // reduce.out_channels}x fewer multiply-adds than without the bottleneck "
+            "(see the Cost page)."
+        )
+    with two:
+        st.markdown(
+            f"**Global average pooling instead of large fully connected layers.** The last module's "
+            f"{last[1]} x {last[2]} x {last[0]} output is averaged to {last[0]} numbers, so the classifier "
+            f"has {fc_params:,} weights; a dense layer on the whole map would need {dense_params:,}."
+        )
+        st.markdown(
+            "**Auxiliary classifiers.** Two small heads on inception4a and inception4d add their loss "
+            "(weight 0.3) during training, to push useful gradient into the middle of a deep network. "
+            "At test time the paper drops them; here they are kept so you can compare them (Heads page)."
+        )

@@ -1,0 +1,103 @@
+"""The sidebar on every page: the image, the weights (with their model card) and the device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import gnet
+from dashboard import resources
+from dashboard.state import Keys, Selection, default_weights
+from dashboard.views.common import download_json
+from gnet.images import SUPPORTED_EXTENSIONS
+
+__all__ = ["render"]
+
+_SAMPLE, _UPLOAD, _CAMERA = "Sample", "Upload", "Camera"
+_CHECKPOINT = "upload a checkpoint"
+
+
+def render() -> Selection:
+    """Draw the sidebar and return what it selects (errors are carried, not raised)."""
+    with st.sidebar:
+        st.subheader("Image")
+        image = _image()
+        st.subheader("Weights")
+        weights, weights_error = _weights()
+        device, device_error = _device()
+        if weights_error is None and device_error is None:
+            weights_error = _model_card(weights, device)
+        st.caption(f"Device: **{resources.device_name(device)}**")
+    return Selection(weights=weights, device=device, weights_error=weights_error or device_error, **image)
+
+
+def _image() -> dict:
+    mode = st.radio("Image from", (_SAMPLE, _UPLOAD, _CAMERA), horizontal=True, key=Keys.IMAGE_MODE)
+    try:
+        if mode == _SAMPLE:
+            found = resources.samples()
+            if not found:
+                return {"image_error": "No sample images found in assets/samples: upload an image instead."}
+            sample = st.selectbox("Sample", found, format_func=lambda s: s.name, key=Keys.SAMPLE)
+            decoded = resources.decode_sample(str(sample.path))
+            name = sample.name
+        else:
+            if mode == _UPLOAD:
+                upload = st.file_uploader("Image file", type=list(SUPPORTED_EXTENSIONS), key=Keys.UPLOAD)
+            else:
+                upload = st.camera_input("Take a photo", key=Keys.CAMERA)
+            if upload is None:
+                return {}
+            decoded = resources.decode_bytes(upload.getvalue())
+            name, sample = upload.name, None
+    except gnet.GNetError as e:
+        return {"image_error": str(e)}
+    st.image(decoded.image, caption=name, width=160)
+    return {"image": decoded.image, "image_name": name, "digest": decoded.digest, "sample": sample}
+
+
+def _weights() -> tuple[str, str | None]:
+    """The weights source (a name or a checkpoint path) and why it cannot be used, if so."""
+    default = default_weights()
+    options = [*gnet.SOURCES, _CHECKPOINT]
+    if default not in options:
+        options.insert(0, default)  # a checkpoint path given in $GNET_WEIGHTS
+    choice = st.selectbox(
+        "Source", options, index=options.index(default), key=Keys.WEIGHTS,
+        help="; ".join(f"**{k}**: {v}" for k, v in gnet.SOURCES.items()),
+    )
+    if choice != _CHECKPOINT:
+        return choice, None
+    upload = st.file_uploader("Checkpoint (.pt, .pth)", type=["pt", "pth"], key=Keys.CHECKPOINT)
+    if upload is None:
+        return choice, "Upload a checkpoint file (.pt or .pth) in the sidebar, or pick another weights source."
+    return resources.checkpoint_file(upload.file_id, upload.getvalue()), None
+
+
+def _device() -> tuple[str, str | None]:
+    try:
+        return str(gnet.resolve_device()), None
+    except gnet.GNetError as e:
+        return "cpu", str(e)
+
+
+def _model_card(weights: str, device: str) -> str | None:
+    """Load the weights and show their card one click away; return the error sentence if any."""
+    try:
+        loaded = resources.model(weights, device)
+    except gnet.GNetError as e:
+        return str(e)  # the page shows it where its content would be
+    card = loaded.card
+    with st.expander(f"Model card: {card.name}"):
+        st.markdown(
+            f"- **source**: {card.source}\n"
+            f"- **classes**: {len(card.classes)} ({', '.join(card.classes[:5])}{', ...' if len(card.classes) > 5 else ''})\n"
+            f"- **input**: {card.input_size} x {card.input_size}\n"
+            f"- **heads trained**: "
+            + ", ".join(f"{h} {'yes' if ok else 'NO'}" for h, ok in card.heads_trained.items())
+        )
+        for note in card.notes:
+            st.caption(note)
+        if card.accuracy:
+            st.json(card.accuracy, expanded=False)
+        download_json(card.to_dict(), "Model card (JSON)", "model_card.json")
+    return None

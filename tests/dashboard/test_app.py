@@ -1,0 +1,168 @@
+"""Every page of the dashboard, run by Streamlit's AppTest with a sample image (no browser).
+
+The model and analyses are cached process-wide, so each network pass runs once for the module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import gnet
+from gnet.samples import sample_images
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT_S = 300  # a cold model load plus the batch of samples on a slow shared CPU
+PAGES = ("overview", "branches", "heads", "gradients", "cost", "attributions")
+
+
+def _open(page: str = "overview") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    if page != "overview":
+        at.switch_page(f"routes/{page}.py").run()
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _chart_text(at: AppTest) -> str:
+    return " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+
+
+@pytest.fixture(scope="module")
+def first_sample():
+    return sample_images()[0]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs(app_weights, page):
+    at = _open(page)
+    _ok(at)
+    assert at.sidebar.selectbox(key="weights").value == app_weights
+    assert at.title, "every page has a title"
+
+
+def test_overview_shows_the_three_heads_and_the_stages(app_weights, first_sample):
+    at = _open()
+    _ok(at)
+    expected = gnet.analyze(gnet.load(app_weights, "cpu"), first_sample.path)
+    text = _chart_text(at)
+    for head in ("main", "aux1", "aux2"):
+        assert head in text
+        assert json.dumps(expected.heads[head].top[0].label)[1:-1] in text
+    for module in gnet.INCEPTION_MODULES:
+        assert module.removeprefix("inception") in text  # the stage diagram's blocks
+    assert any(b.label == "Analysis (JSON)" for b in at.get("download_button"))
+
+
+def test_branches_offers_nine_modules(app_weights):
+    at = _open("branches")
+    _ok(at)
+    module = at.selectbox(key="branches_module")
+    assert [o.split(" ")[0] for o in module.options] == list(gnet.INCEPTION_MODULES)
+    assert len(at.get("plotly_chart")) == 4 * 2 + 2 + 1  # per branch grid + overlay, focus pair, energy
+    module.set_value("inception5b").run()
+    _ok(at)
+    assert "inception5b" in _chart_text(at)
+
+
+def test_heads_compares_three_heads_and_the_batch(app_weights):
+    at = _open("heads")
+    _ok(at)
+    summary = at.dataframe[0].value
+    assert list(summary["head"]) == ["main", "aux1", "aux2"]
+    batch = at.dataframe[-1].value
+    assert len(batch) == len(sample_images())
+    card = gnet.load(app_weights, "cpu").card
+    if card.untrained_heads:
+        assert any("never trained" in w.value or "noise" in w.value for w in at.warning)
+
+
+def test_gradients_per_loss(app_weights):
+    at = _open("gradients")
+    _ok(at)
+    assert '"type":"log"' in _chart_text(at).replace(" ", "")
+    at.selectbox(key="gradients_loss").set_value("aux1").run()
+    _ok(at)
+
+
+def test_cost_table_and_paper(app_weights):
+    at = _open("cost")
+    _ok(at)
+    net = gnet.load(app_weights, "cpu").net
+    size = gnet.load(app_weights, "cpu").card.input_size
+    rows, paper = at.dataframe[0].value, at.dataframe[1].value
+    assert len(rows) == len(gnet.flops(net, size))
+    assert len(paper) == len(gnet.paper_table(net, size))
+    assert "conv1" in set(paper["name"])
+    at.select_slider(key="cost_input_size").set_value(128).run()
+    _ok(at)
+    assert len(at.dataframe[0].value) == len(gnet.flops(net, 128))
+
+
+def test_attributions_compute_and_are_kept(app_weights):
+    at = _open("attributions")
+    _ok(at)
+    assert not at.get("plotly_chart")
+    at.button(key="attributions_run").click().run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 2  # Saliency and Grad-CAM, the defaults
+    at.selectbox(key="attributions_branch").set_value("1x1").run()  # a new request: not computed yet
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 1
+    at.selectbox(key="attributions_branch").set_value("3x3").run()  # back: from memory, no button
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_uploaded_image(app_weights, first_sample):
+    at = _open()
+    at.sidebar.radio(key="image_mode").set_value("Upload").run()
+    assert any("Choose an image" in i.value for i in at.info)
+    data = Path(first_sample.path).read_bytes()
+    at.sidebar.file_uploader(key="image_upload").set_value((f"mine{first_sample.path.suffix}", data, "image/png"))
+    at.run()
+    _ok(at)
+    assert at.get("plotly_chart")
+
+
+def test_broken_upload_shows_the_library_sentence(app_weights):
+    at = _open()
+    at.sidebar.radio(key="image_mode").set_value("Upload").run()
+    at.sidebar.file_uploader(key="image_upload").set_value(("broken.png", b"not an image at all", "image/png"))
+    at.run()
+    assert not at.exception
+    with pytest.raises(gnet.ImageError) as expected:
+        gnet.load_image(b"not an image at all")
+    assert [e.value for e in at.error] == [str(expected.value)]
+    at.switch_page("routes/cost.py").run()  # the rest of the app keeps working
+    assert not at.exception and not at.error and at.dataframe
+
+
+def test_missing_weights_show_the_library_sentence(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere.pt"
+    monkeypatch.setenv("GNET_WEIGHTS", str(missing))
+    at = _open()
+    assert not at.exception
+    with pytest.raises(gnet.GNetError) as expected:
+        gnet.load(str(missing))
+    assert [e.value for e in at.error] == [str(expected.value)]
+    at.sidebar.selectbox(key="weights").set_value("random").run()
+    _ok(at)
+
+
+def test_integrated_gradients_runs_with_few_steps(app_weights):
+    at = _open("attributions")
+    at.multiselect(key="attributions_methods").set_value(["integrated_gradients"]).run()
+    at.slider(key="attributions_ig_steps").set_value(4)
+    at.slider(key="attributions_ig_samples").set_value(1)
+    at.button(key="attributions_run").click().run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 1
+    assert "Integrated Gradients" in _chart_text(at)

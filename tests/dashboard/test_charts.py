@@ -1,0 +1,117 @@
+"""dashboard.charts and the plain-data helpers of dashboard.resources, on small synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import charts, resources
+from gnet.flops import flops, to_frame
+from gnet.model import googlenet
+
+HEADS = ("main", "aux1", "aux2")
+
+
+@pytest.fixture(scope="module")
+def cost_rows() -> pd.DataFrame:
+    """gnet.flops of the ImageNet layout at 64 px, shaped like resources.cost_table."""
+    frame = to_frame(flops(googlenet(num_classes=10), 64))
+    frame["out_shape"] = frame["out_shape"].map(lambda s: " x ".join(map(str, s)))
+    return frame
+
+
+def test_top_k_bars_one_panel_per_head_and_marks_untrained():
+    tops = {h: [("cat", 0.6), ("dog", 0.3), ("car", 0.1)] for h in HEADS}
+    fig = charts.top_k_bars(tops, untrained=["aux1"])
+    assert isinstance(fig, go.Figure)
+    assert [t.name for t in fig.data] == list(HEADS)
+    assert list(fig.data[0].y) == ["car", "dog", "cat"]  # most likely on top
+    titles = [a.text for a in fig.layout.annotations]
+    assert "aux1 (untrained)" in titles and "main" in titles
+
+
+def test_head_metrics_and_agreement():
+    summary = pd.DataFrame({"head": HEADS, "entropy_nats": [0.1, 0.5, 0.9], "kl_to_main_nats": [0.0, 0.2, 0.4]})
+    assert len(charts.head_metrics(summary).data) == 2
+    batch = pd.DataFrame(
+        {
+            "true_label": ["a", "b", None, "b"],
+            "main_label": ["a", "b", "c", "a"],
+            "aux1_label": ["a", "a", "c", "a"],
+            "aux2_label": ["b", "b", "c", "b"],
+        }
+    )
+    matrix = resources.agreement_matrix(batch)
+    assert matrix.loc["main", "main"] == 1.0
+    assert matrix.loc["main", "aux1"] == pytest.approx(0.75)
+    assert matrix.loc["aux1", "aux2"] == pytest.approx(0.25)
+    accuracy = resources.head_accuracy(batch).set_index("head")["accuracy"]
+    assert accuracy["main"] == pytest.approx(2 / 3) and accuracy["aux2"] == pytest.approx(2 / 3)
+    fig = charts.agreement_heatmap(matrix)
+    assert fig.data[0].z.shape == (3, 3)
+
+
+def test_stage_summary_and_diagram(cost_rows):
+    stages = resources.stage_summary(cost_rows)
+    assert list(stages["stage"][:3]) == ["stem", "inception3a", "inception3b"]
+    assert {"aux1", "aux2", "maxpool3", "maxpool4", "avgpool", "classifier"} <= set(stages["stage"])
+    assert sum(stages["stage"].str.startswith("inception")) == 9
+    by = stages.set_index("stage")
+    assert by.loc["inception3a", "out_shape"] == "256 x 8 x 8"  # 64 px: the stem divides by 8
+    assert by.loc["inception5b", "out_shape"].startswith("1024 x")
+    assert stages["flops"].sum() == cost_rows["flops"].sum()
+    assert stages["params"].sum() == cost_rows["params"].sum()
+    fig = charts.stage_diagram(stages)
+    assert len(fig.layout.shapes) == len(stages)
+    labels = " ".join(a.text for a in fig.layout.annotations)
+    assert "3a" in labels and "aux1" in labels and "8x8x256" in labels
+
+
+def test_cost_charts(cost_rows):
+    bars = charts.cost_by_layer(cost_rows, "flops")
+    assert sum(len(t.x) for t in bars.data) == int((cost_rows["flops"] > 0).sum())
+    tree = charts.cost_treemap(cost_rows, "params")
+    assert tree.data[0].type == "treemap"
+    assert "inception4e" in set(tree.data[0].labels)
+
+
+def test_paper_vs_computed():
+    table = pd.DataFrame(
+        {"name": ["conv1", "maxpool1", "inception3a"], "ops_m": [34, np.nan, 128], "ops_m_computed": [118, np.nan, 110]}
+    )
+    fig = charts.paper_vs_computed(table)
+    assert [list(t.x) for t in fig.data] == [["conv1", "inception3a"]] * 2
+
+
+def test_feature_maps_and_overlay():
+    maps = np.random.default_rng(0).random((8, 7, 7)).astype(np.float32)
+    grid = charts.feature_grid(maps, [5, 1, 9, 2, 0, 3, 4, 6])
+    assert len(grid.data) == 8
+    assert "ch 5" in [a.text for a in grid.layout.annotations]
+    assert charts.channel_map(maps[0], "x").data[0].z.shape == (7, 7)
+    image = np.zeros((56, 56, 3), dtype=np.float32)
+    fig = charts.overlay(image, maps[0], "mean", height=420)
+    assert [t.type for t in fig.data] == ["image", "heatmap"]
+    assert fig.layout.height == 420
+    assert fig.data[1].dx == pytest.approx(8.0)  # a 7 x 7 map stretched over 56 px
+
+
+def test_energy_and_gradients():
+    shares = pd.DataFrame(
+        [{"module": m, "branch": b, "energy_share": 0.25} for m in ("inception3a", "inception3b") for b in charts.BRANCH_COLORS]
+    )
+    assert len(charts.energy_shares(shares).data) == 4
+    grads = pd.DataFrame(
+        {
+            "depth": [0, 1, 2, 3],
+            "layer": ["conv1", "conv2", "aux1.fc2", "fc"],
+            "part": ["main path", "main path", "aux1", "main path"],
+            "params": [1, 2, 3, 4],
+            "grad_rms": [1e-4, 1e-3, np.nan, 1e-1],
+        }
+    )
+    fig = charts.gradient_depth(grads)
+    assert fig.layout.yaxis.type == "log"
+    assert sum(len(t.x) for t in fig.data) == 3  # a layer without gradient is left out
