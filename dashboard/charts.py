@@ -16,13 +16,16 @@ from plotly.subplots import make_subplots
 __all__ = [
     "BRANCH_COLORS",
     "agreement_heatmap",
+    "aux_ratio_lines",
     "channel_map",
     "cost_by_layer",
     "cost_treemap",
     "energy_shares",
     "feature_grid",
     "gradient_depth",
+    "gradient_heatmap",
     "head_metrics",
+    "loss_curves",
     "overlay",
     "paper_vs_computed",
     "stage_diagram",
@@ -38,6 +41,7 @@ _STAGE_COLORS = {
     "aux": "#F58518",
     "classifier": "#54A24B",
 }
+_LOSS_DASH: dict[str, str] = {"main": "solid", "aux1": "dot", "aux2": "dashdot", "combined": "dash"}
 _AUX_PARENT = {"aux1": "inception4a", "aux2": "inception4d"}
 _MAP_SCALE = "Viridis"
 # Transparent where the map is low, so the image stays readable under the hot spots.
@@ -242,16 +246,124 @@ def energy_shares(shares: pd.DataFrame) -> go.Figure:
 # ---------------------------------------------------------------- gradients
 
 
-def gradient_depth(frame: pd.DataFrame, *, value: str = "grad_rms") -> go.Figure:
-    """Per-layer gradient magnitude against depth, log scale; auxiliary heads in their own colours."""
-    fig = px.scatter(
-        frame.dropna(subset=[value]), x="depth", y=value, color="part", log_y=True, hover_data=["layer", "params"],
-        color_discrete_map={"main path": HEAD_COLORS["main"], "aux1": HEAD_COLORS["aux1"], "aux2": HEAD_COLORS["aux2"]},
-        labels={"grad_rms": "RMS of weight gradient", "grad_to_weight": "grad RMS / weight RMS", "depth": "layer depth"},
-    )
-    fig.update_traces(marker={"size": 7})
-    fig.update_yaxes(exponentformat="power")
+def _series_colors(names: Sequence[str]) -> dict[str, str]:
+    palette = px.colors.qualitative.D3
+    return {name: palette[i % len(palette)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def _module_ticks(layers: pd.DataFrame) -> tuple[list[int], list[str]]:
+    """Depth ticks at the first main-path layer of each module: conv1, conv2, conv3, 3a, 3b, 4a, ..."""
+    main = layers[layers["kind"] != "aux"].drop_duplicates("layer").sort_values("depth")
+    first = main.assign(module=main["layer"].str.split(".").str[0]).drop_duplicates("module")
+    return first["depth"].tolist(), [_short_stage(m) for m in first["module"]]
+
+
+def _log_axis(fig: go.Figure, title: str) -> None:
+    fig.update_yaxes(type="log", exponentformat="power", title=title)
+
+
+def gradient_depth(frame: pd.DataFrame, *, value: str, title: str) -> go.Figure:
+    """Gradient norm per layer against depth, log scale: one line per (series, loss).
+
+    ``frame`` has columns series, loss, layer, depth, kind and ``value``. Colour = series,
+    dash = loss (main solid, combined dashed); the aux heads' own layers (kind "aux") are
+    drawn as crosses off the line; zeros (layers a loss does not reach) are left out.
+    """
+    shown = frame[frame[value] > 0].sort_values("depth")
+    colors = _series_colors(shown["series"])
+    fig = go.Figure()
+    for (series, loss), rows in shown.groupby(["series", "loss"], sort=False):
+        for aux, part in rows.groupby(rows["kind"] == "aux"):
+            fig.add_trace(
+                go.Scatter(
+                    x=part["depth"], y=part[value], customdata=part["layer"], name=f"{series} · {loss}",
+                    legendgroup=f"{series} · {loss}", showlegend=not aux,
+                    mode="markers" if aux else "lines+markers",
+                    line={"color": colors[series], "dash": _LOSS_DASH.get(loss, "solid"), "width": 2},
+                    marker={"color": colors[series], "size": 9 if aux else 4, "symbol": "x" if aux else "circle"},
+                    hovertemplate="%{customdata}: %{y:.3g}<extra>" + f"{series} · {loss}" + "</extra>",
+                )
+            )
+    ticks, labels = _module_ticks(frame)
+    fig.update_xaxes(tickvals=ticks, ticktext=labels, title="layer depth (forward order)")
+    _log_axis(fig, title)
+    fig.update_layout(legend={"font": {"size": 11}})
+    return _compact(fig, 440)
+
+
+def aux_ratio_lines(ratios: pd.DataFrame, *, value: str) -> go.Figure:
+    """Per layer, with-aux / without-aux gradient norm on a log scale, one line per series, a rule at 1.
+
+    ``ratios`` has columns series, layer, depth, kind and ``value`` (gnet.gradients.aux_ratio plus a
+    series label). Above 1: the auxiliary losses add gradient to the layer.
+    """
+    shown = ratios[ratios[value] > 0].sort_values("depth")
+    colors = _series_colors(shown["series"])
+    fig = go.Figure()
+    for series, rows in shown.groupby("series", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["depth"], y=rows[value], customdata=rows["layer"], name=series, mode="lines+markers",
+                line={"color": colors[series], "width": 2}, marker={"size": 4},
+                hovertemplate="%{customdata}: %{y:.3g}x<extra>" + series + "</extra>",
+            )
+        )
+    fig.add_hline(y=1, line={"color": "#555", "dash": "dot"}, annotation_text="1: no change", annotation_position="top left")
+    ticks, labels = _module_ticks(ratios)
+    fig.update_xaxes(tickvals=ticks, ticktext=labels, title="layer depth (forward order)")
+    _log_axis(fig, "with aux / without aux")
     return _compact(fig, 380)
+
+
+def gradient_heatmap(norms: pd.DataFrame, *, log_range: tuple[int, int] | None = None, title: str = "") -> go.Figure:
+    """Layer x training step, colour = log10 of the gradient norm (columns step, layer, depth, norm).
+
+    Layers run top to bottom in forward order; a zero norm (no gradient reached the layer) is
+    blank. ``log_range`` (powers of ten) fixes the colour scale, so heatmaps of several runs compare.
+    """
+    table = norms.pivot_table(index=["depth", "layer"], columns="step", values="norm", sort=True)
+    layers = table.index.get_level_values("layer")
+    values = table.to_numpy(dtype=float)
+    z = np.log10(np.where(values > 0, values, np.nan))
+    if log_range is None:
+        finite = z[np.isfinite(z)]
+        log_range = (int(np.floor(finite.min())), int(np.ceil(finite.max()))) if finite.size else (0, 1)
+    low, high = log_range
+    ticks = list(range(low, high + 1, max(1, -(-(high - low) // 8))))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=table.columns.tolist(), y=list(layers), customdata=values, colorscale=_MAP_SCALE,
+            zmin=low, zmax=high, hoverongaps=False,
+            colorbar={"title": "norm", "tickvals": ticks, "ticktext": [f"1e{t}" for t in ticks]},
+            hovertemplate="%{y}, step %{x}: %{customdata:.3g}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", tickfont={"size": 9}, title="layer (forward order)")
+    fig.update_xaxes(title="training step")
+    fig.update_layout(title={"text": title, "font": {"size": 13}})
+    return _compact(fig, 120 + 11 * len(layers))
+
+
+def loss_curves(losses: pd.DataFrame) -> go.Figure:
+    """Training loss of each head against step, one panel per head, one colour per run
+    (columns run, step, head, loss)."""
+    heads = list(dict.fromkeys(losses["head"]))
+    colors = _series_colors(losses["run"])
+    fig = make_subplots(rows=1, cols=len(heads), subplot_titles=heads, shared_yaxes=True, horizontal_spacing=0.03)
+    for col, head in enumerate(heads, start=1):
+        for run, rows in losses[losses["head"] == head].groupby("run", sort=False):
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["step"], y=rows["loss"], name=run, legendgroup=run, showlegend=col == 1,
+                    mode="lines+markers", line={"color": colors[run]}, marker={"size": 4},
+                    hovertemplate=f"{run}, {head}" + ": step %{x}, loss %{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title="step", row=1, col=col)
+    fig.update_yaxes(title="cross-entropy", row=1, col=1)
+    return _compact(fig, 320)
 
 
 # ---------------------------------------------------------------- cost

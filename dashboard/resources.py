@@ -24,19 +24,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 import gnet
 from gnet.attributions import Attribution, attribute
 from gnet.flops import to_frame
+from gnet.gradients import compare_variants
 from gnet.images import image_digest
+from gnet.runs import RecordedRuns, load_runs, read_grad_log
 from gnet.samples import Sample, sample_images
+from gnet.train import TrainConfig, train
 
 __all__ = [
     "HEADS",
-    "LOSSES",
+    "LIVE_MAX_STEPS",
     "AttributionRequest",
     "DecodedImage",
     "agreement_matrix",
@@ -48,30 +49,26 @@ __all__ = [
     "decode_bytes",
     "decode_sample",
     "device_name",
-    "gradient_magnitudes",
+    "LiveRun",
+    "LiveRunRequest",
     "head_accuracy",
     "head_summary",
+    "live_comparison",
     "model",
     "paper_comparison",
+    "recorded_runs",
     "samples",
     "stage_summary",
     "stages",
+    "train_live",
 ]
 
 HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
-AUX_WEIGHT = 0.3  # the paper adds each auxiliary loss with weight 0.3 during training
-LOSSES: dict[str, str] = {
-    "main": "main head",
-    "aux1": "aux1 head",
-    "aux2": "aux2 head",
-    "total": f"training loss: main + {AUX_WEIGHT} x (aux1 + aux2)",
-}
-# Forward order of the network's top-level parts, auxiliary heads where they branch off.
-_DEPTH_ORDER = (
-    "conv1", "conv2", "conv3", "inception3a", "inception3b", "inception4a", "aux1", "inception4b",
-    "inception4c", "inception4d", "aux2", "inception4e", "inception5a", "inception5b", "fc",
-)
 _ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
+LIVE_MAX_STEPS = 100  # a live run stays under a minute or so on a shared CPU
+LIVE_CHUNK = 10  # steps between progress updates (and chances to stop) of a live run
+LIVE_LOG_EVERY = 5  # steps between gradient-log lines of a live run
+LIVE_EVAL_IMAGES = 200  # test images a finished live run is evaluated on
 
 
 # ---------------------------------------------------------------- model and device
@@ -79,8 +76,12 @@ _ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the weights...")
 def model(weights: str, device: str) -> gnet.LoadedModel:
-    """The network for a weights source on a device, loaded once and shared."""
-    return gnet.load(weights, device)
+    """The network for a weights source on a device, loaded once and shared.
+
+    Never downloads: a page must not hang on a network that may not be there. The error
+    tells the user where to put the ImageNet file (``gnet info --weights imagenet`` fetches it).
+    """
+    return gnet.load(weights, device, download=False)
 
 
 @st.cache_resource(show_spinner=False)
@@ -262,49 +263,94 @@ def stages(weights: str, device: str, input_size: int) -> pd.DataFrame:
 # ---------------------------------------------------------------- gradients
 
 
-def _weighted_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every convolution and linear layer, in the order the forward reaches it."""
-    order = {name: i for i, name in enumerate(_DEPTH_ORDER)}
-    layers = [(n, m) for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    return sorted(layers, key=lambda item: order[item[0].split(".")[0]])  # sorted() is stable
+@st.cache_data(show_spinner="Reading the recorded runs...")
+def recorded_runs() -> RecordedRuns:
+    """The recorded training runs and the comparison at initialisation (assets/runs), read once.
+
+    Raises gnet.DatasetError naming the file when assets/runs is missing or corrupt.
+    """
+    return load_runs()
 
 
-@st.cache_data(max_entries=64, show_spinner="Back-propagating...")
-def gradient_magnitudes(
-    weights: str, device: str, digest: str, loss: str, target: int, _image: Image.Image
+@st.cache_data(max_entries=64, show_spinner="Back-propagating through the nets on your image...")
+def live_comparison(
+    weights: str, device: str, digest: str, target: int | None, variant: str, _image: Image.Image
 ) -> pd.DataFrame:
-    """Per layer: RMS of the weight gradient of a head's cross-entropy loss for class ``target``.
+    """:func:`gnet.gradients.compare_variants` on the current image, one variant per call.
 
-    Uses the cached preprocessed input, leaves no ``.grad`` on the shared model
-    (``torch.autograd.grad``) and runs in eval mode under the model's lock.
+    ``variant`` is ``"loaded"`` (the selected model) or an init scheme (fresh nets with and
+    without batch norm, the loaded model's class count). Cached per variant, so adding one
+    to the plot computes only it. ``target``: the true class, or None for each net's own
+    prediction. The input is the cached preprocessed image, a batch of one.
     """
     loaded = model(weights, device)
     x = analysis(weights, device, digest, _image).input.unsqueeze(0).to(loaded.device)
-    layers = _weighted_layers(loaded.net)
-    params = [m.weight for _, m in layers]
-    y = torch.tensor([target], device=loaded.device)
-    with gnet.exclusive(loaded.net, training=False), torch.enable_grad():
-        out = loaded.net(x)
-        losses = {h: F.cross_entropy(getattr(out, h), y) for h in HEADS}
-        losses["total"] = losses["main"] + AUX_WEIGHT * (losses["aux1"] + losses["aux2"])
-        grads = torch.autograd.grad(losses[loss], params, allow_unused=True)
-    rows = []
-    for depth, ((name, layer), grad) in enumerate(zip(layers, grads)):
-        top = name.split(".")[0]
-        rows.append(
-            {
-                "depth": depth,
-                "layer": name.removesuffix(".conv"),
-                "part": "aux1" if top == "aux1" else "aux2" if top == "aux2" else "main path",
-                "kind": type(layer).__name__,
-                "params": layer.weight.numel(),
-                "grad_rms": float(grad.float().square().mean().sqrt()) if grad is not None else np.nan,
-                "weight_rms": float(layer.weight.detach().float().square().mean().sqrt()),
-            }
+    y = None if target is None else torch.tensor([target], device=loaded.device)
+    if variant == "loaded":
+        return compare_variants(x, y, loaded_net=loaded.net, inits=())
+    return compare_variants(x, y, inits=(variant,), num_classes=len(loaded.classes))
+
+
+@dataclass(frozen=True)
+class LiveRunRequest:
+    """A short live training run on Fashion-MNIST (the form on the Gradients page)."""
+
+    batch_norm: bool = False
+    aux: bool = True
+    init: str = "trunc_normal"
+    steps: int = 30
+    batch_size: int = 16
+    input_size: int = 64
+
+    @property
+    def name(self) -> str:
+        """Named like the recorded runs: ``nobn_aux_trunc_normal``."""
+        return f"{'bn' if self.batch_norm else 'nobn'}_{'aux' if self.aux else 'noaux'}_{self.init}"
+
+    def config(self, out_dir: str) -> TrainConfig:
+        """The training configuration: the recorded runs' settings, smaller and on one thread."""
+        return TrainConfig(
+            input_size=self.input_size, epochs=1, max_steps=self.steps, batch_size=self.batch_size, aux=self.aux,
+            batch_norm=self.batch_norm, branch5x5_kernel=5, init=self.init, out_dir=out_dir,
+            grad_log_every=LIVE_LOG_EVERY, checkpoint_every=0, num_threads=1, eval_limit=LIVE_EVAL_IMAGES,
+            command="dashboard: Gradients page, live run",
         )
-    frame = pd.DataFrame(rows)
-    frame["grad_to_weight"] = frame["grad_rms"] / frame["weight_rms"]
-    return frame
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """A live run so far: its gradient log as tables and, once finished, the test accuracy."""
+
+    request: LiveRunRequest
+    step: int
+    grad_norms: pd.DataFrame  # run, step, layer, depth, kind, norm (gnet.runs.read_grad_log)
+    losses: pd.DataFrame  # run, step, head, loss
+    accuracy: dict[str, float] | None  # per head on the first LIVE_EVAL_IMAGES test images; None until the end
+    eval_split: str  # what the accuracy is measured on, e.g. "test (200 images)"
+    wall_time_s: float
+
+
+def train_live(request: LiveRunRequest, on_chunk: Callable[[LiveRun], None], *, chunk: int = LIVE_CHUNK) -> LiveRun:
+    """Train ``request`` in chunks of ``chunk`` steps (gnet.train's ``stop_at`` + ``resume``).
+
+    After each chunk, ``on_chunk`` gets the run so far: it draws progress, and Streamlit's
+    interruption of a rerun (the Stop button) ends the run there. The checkpoints live in a
+    temporary folder that is removed however the run ends. Raises gnet.DatasetError when
+    Fashion-MNIST is not installed.
+    """
+    with tempfile.TemporaryDirectory(prefix="gnet-live-") as out:
+        cfg = request.config(out)
+        checkpoint, step = None, 0
+        while True:
+            result = train(cfg, resume=checkpoint, stop_at=step + chunk, progress=False)
+            checkpoint, step = result["checkpoint"], result["steps"]
+            norms, losses = read_grad_log(Path(out) / "grad_log.jsonl", request.name)
+            run = LiveRun(
+                request, step, norms, losses, result["accuracy"], result["eval_split"], result["wall_time_s"]
+            )
+            on_chunk(run)
+            if run.accuracy is not None:
+                return run
 
 
 # ---------------------------------------------------------------- attributions

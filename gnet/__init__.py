@@ -25,12 +25,30 @@ from .model import BRANCHES, INCEPTION_MODULES, INIT_SCHEMES, GoogLeNet, GoogLeN
 from .probe import Analysis, analyze, predict
 from .weights import SOURCES, LoadedModel, ModelCard, load, load_checkpoint
 
+# Training, gradient and attribution tools load on first use (PEP 562): they pull in tqdm and
+# captum, and importing gnet.train eagerly would make `python -m gnet.train` warn.
+_LAZY = {
+    "attribute": "attributions",
+    "compare_variants": "gradients",
+    "layer_gradients": "gradients",
+    "TrainConfig": "train",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "BRANCHES",
     "INCEPTION_MODULES",
     "INIT_SCHEMES",
     "SOURCES",
     "Analysis",
+    "TrainConfig",
     "CheckpointError",
     "CostRow",
     "DatasetError",
@@ -45,9 +63,12 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "analyze",
+    "attribute",
+    "compare_variants",
     "describe_device",
     "exclusive",
     "flops",
+    "layer_gradients",
     "googlenet",
     "load",
     "load_checkpoint",

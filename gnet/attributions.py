@@ -31,11 +31,10 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Noi
 from torch import Tensor, nn
 
 from .guard import exclusive
-from .model import BRANCHES, GoogLeNet
+from .model import BRANCHES, HEADS, GoogLeNet
 from .weights import LoadedModel
 
 __all__ = [
-    "HEADS",
     "METHODS",
     "Attribution",
     "attribute",
@@ -47,7 +46,6 @@ __all__ = [
     "saliency",
 ]
 
-HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
 METHODS: dict[str, str] = {
     "integrated_gradients": "Integrated Gradients + NoiseTunnel",
     "saliency": "Saliency",

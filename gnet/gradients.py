@@ -46,9 +46,9 @@ from torch import Tensor, nn
 
 from .errors import DatasetError, GNetError, ImageError
 from .guard import exclusive
-from .model import INIT_SCHEMES, GoogLeNet, googlenet
+from .model import HEADS, INIT_SCHEMES, GoogLeNet, googlenet
 from .probe import capture
-from .train import HEADS, named_weight_layers
+from .train import named_weight_layers
 
 __all__ = [
     "AUX_WEIGHT",

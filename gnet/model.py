@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "BRANCHES",
+    "HEADS",
     "INCEPTION_MODULES",
     "INIT_SCHEMES",
     "ConvBlock",
@@ -58,6 +59,9 @@ class HeadLogits(NamedTuple):
     main: Tensor
     aux1: Tensor
     aux2: Tensor
+
+
+HEADS: tuple[str, ...] = HeadLogits._fields  # ("main", "aux1", "aux2")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .guard import exclusive
 from .images import load_image
-from .model import BRANCHES, GoogLeNet
+from .model import BRANCHES, HEADS, GoogLeNet
 from .preprocess import denormalize
 from .weights import LoadedModel
 
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 STEM_POINTS: tuple[str, ...] = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2")
-HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
 TOP_CHANNELS = 8  # most active channels kept per branch
 
 

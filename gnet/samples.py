@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .weights import ASSETS_DIR
 
-__all__ = ["SAMPLES_DIR", "Sample", "sample_images"]
+__all__ = ["SAMPLES_DIR", "Sample", "class_slug", "sample_images"]
 
 SAMPLES_DIR = ASSETS_DIR / "samples"
 # Fashion-MNIST samples are named fmnist_<class-slug>_<index>.png by gnet.train.export_samples.
@@ -25,12 +25,13 @@ class Sample:
         """The true class name among ``classes``, if this sample has one and it is there."""
         if self.slug is None:
             return None
-        by_slug = {_slug(c): c for c in classes}
+        by_slug = {class_slug(c): c for c in classes}
         return by_slug.get(self.slug)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+def class_slug(name: str) -> str:
+    """File-name form of a class name: "T-shirt/top" -> "t-shirt-top", "Ankle boot" -> "ankle-boot"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def sample_images(directory: Path = SAMPLES_DIR) -> list[Sample]:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -39,26 +38,27 @@ from gnet.data import (
     load_fashion_mnist,
     load_image_folder,
 )
+from gnet.device import resolve_device
 from gnet.errors import CheckpointError, DatasetError, GNetError
-from gnet.model import INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
+from gnet.guard import exclusive
+from gnet.model import HEADS, INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
+from gnet.samples import class_slug
+from gnet.weights import read_checkpoint
 
 __all__ = [
-    "HEADS",
     "TrainConfig",
-    "class_slug",
     "configure_parser",
     "evaluate",
     "export_bundled",
     "export_samples",
     "hardware",
-    "load_checkpoint",
+    "load_training_checkpoint",
     "main",
     "named_weight_layers",
     "run_cli",
     "train",
 ]
 
-HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
 CHECKPOINT_FORMAT = "gnet-checkpoint"
 CHECKPOINT_VERSION = 1
 GRAD_LOG_VERSION = 1
@@ -93,6 +93,7 @@ class TrainConfig:
     grad_log_every: int = 50  # steps between gradient-log lines; 0 disables the log
     checkpoint_every: int = 200  # steps between mid-epoch checkpoints (plus every epoch end)
     num_threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    device: str | None = None  # None/"auto": CUDA, then MPS, then CPU (see gnet.device)
     eval_limit: int | None = None  # evaluate on only the first N test images, for tests
     command: str = ""  # how the run was launched, recorded in the model card
 
@@ -164,15 +165,10 @@ def _generator(*parts: object) -> torch.Generator:
 # Checkpoints
 
 
-def load_checkpoint(path: Path | str) -> dict:
+def load_training_checkpoint(path: Path | str) -> dict:
     """Load a training checkpoint written by :func:`train`, checking its format."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; give the last.pt of a training run.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: {e}).") from e
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gnet training checkpoint (no 'format': '{CHECKPOINT_FORMAT}').")
     if ckpt.get("version") != CHECKPOINT_VERSION:
@@ -259,16 +255,13 @@ def _trim_grad_log(path: Path, step: int) -> None:
 @torch.no_grad()
 def evaluate(net: GoogLeNet, dataset: GrayImageDataset, *, batch_size: int = _EVAL_BATCH) -> dict[str, float]:
     """Top-1 accuracy of each head on ``dataset``, in eval mode (the caller's mode is restored)."""
-    was_training = net.training
-    net.eval()
     correct = dict.fromkeys(HEADS, 0)
-    try:
+    device = next(net.parameters()).device
+    with exclusive(net, training=False), torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             x, y = dataset.batch(torch.arange(start, min(start + batch_size, len(dataset))))
-            for head, logits in zip(HEADS, net(x)):
-                correct[head] += int((logits.argmax(1) == y).sum())
-    finally:
-        net.train(was_training)
+            for head, logits in zip(HEADS, net(x.to(device))):
+                correct[head] += int((logits.argmax(1).cpu() == y).sum())
     return {head: correct[head] / len(dataset) for head in HEADS}
 
 
@@ -305,13 +298,14 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, classes: list[str], steps_per_epoch: int) -> None:
         self.cfg, self.classes, self.steps_per_epoch = cfg, classes, steps_per_epoch
+        self.device = resolve_device(cfg.device)
         self.total_steps = cfg.epochs * steps_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.net = googlenet(
             num_classes=len(classes), batch_norm=cfg.batch_norm, branch5x5_kernel=cfg.branch5x5_kernel,
             init=cfg.init, seed=cfg.seed,
-        ).to(memory_format=torch.channels_last)
+        ).to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
             self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
         )
@@ -328,7 +322,7 @@ class _Run:
         return self.wall_before + time.monotonic() - self.started
 
     def resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
+        ckpt = load_training_checkpoint(path)
         _check_resumable(ckpt, self.cfg, path)
         self.net.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -372,6 +366,7 @@ def _run_epoch(run: _Run, train_set: GrayImageDataset, end: int, bar: tqdm, grad
     for batch_index in range(offset, min(run.steps_per_epoch, offset + end - run.step)):
         indices = order[batch_index * cfg.batch_size : (batch_index + 1) * cfg.batch_size]
         x, y = train_set.batch(indices, generator=_generator(cfg.seed, "augment", run.step))
+        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         out, losses = run.train_step(x, y, grad_log)
         seen += len(y)
         for head, logits in zip(HEADS, out):
@@ -436,7 +431,7 @@ def export_bundled(
     float16 halves the file; a loader casts the tensors back to float32. ``accuracy`` holds
     the per-head top-1 and optionally "split" (default "test (10,000 images)").
     """
-    ckpt = load_checkpoint(checkpoint_path)
+    ckpt = load_training_checkpoint(checkpoint_path)
     assets_dir = Path(assets_dir)
     assets_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
@@ -484,11 +479,6 @@ FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TOR
 OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
 DEALINGS IN THE SOFTWARE.
 """
-
-
-def class_slug(name: str) -> str:
-    """File-name form of a class name: "T-shirt/top" -> "t-shirt-top", "Ankle boot" -> "ankle-boot"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def export_samples(assets_dir: Path | str, *, per_class: int = 2, root: Path | str | None = None) -> list[Path]:
@@ -555,6 +545,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-log-every", type=int, default=d.grad_log_every, help="0 disables the gradient log")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N test images only")
     p.add_argument("--resume", type=Path, default=None, help="continue from this last.pt (uses its settings)")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this global step (resume later)")
@@ -575,9 +566,10 @@ def run_cli(args: argparse.Namespace) -> int:
     runtime = {
         "out_dir": str(out_dir), "grad_log_every": args.grad_log_every,
         "checkpoint_every": args.checkpoint_every, "num_threads": args.num_threads, "eval_limit": args.eval_limit,
+        "device": args.device,
     }
     if args.resume is not None:
-        saved = load_checkpoint(args.resume)["train_config"]
+        saved = load_training_checkpoint(args.resume)["train_config"]
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **runtime})
     else:

@@ -29,7 +29,7 @@ from torchvision.models import GoogLeNet_Weights
 
 from .device import describe_device, resolve_device
 from .errors import CheckpointError, WeightsError, WeightsNotFoundError
-from .model import GoogLeNet, GoogLeNetConfig
+from .model import HEADS, GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "imagenet_cache_path",
     "load",
     "load_checkpoint",
+    "read_checkpoint",
     "resolve_source",
 ]
 
@@ -50,7 +51,6 @@ BUNDLED_WEIGHTS = ASSETS_DIR / "fashion_mnist_googlenet.pt"
 BUNDLED_CARD = ASSETS_DIR / "fashion_mnist_googlenet.json"
 OFFLINE_ENV = "GNET_OFFLINE"  # set to 1 to never try a download
 _IMAGENET = GoogLeNet_Weights.IMAGENET1K_V1
-_HEADS = ("main", "aux1", "aux2")
 _MAX_LISTED = 8  # keys listed per problem in a mismatch error
 
 
@@ -71,7 +71,7 @@ class ModelCard:
     @property
     def untrained_heads(self) -> list[str]:
         """Heads whose weights were never trained: their predictions are noise."""
-        return [h for h in _HEADS if not self.heads_trained.get(h, False)]
+        return [h for h in HEADS if not self.heads_trained.get(h, False)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +117,8 @@ class LoadedModel:
 # ---------------------------------------------------------------- checkpoint files
 
 
-def _read_checkpoint(path: Path) -> Any:
+def read_checkpoint(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure turned into a named error."""
     if not path.exists():
         raise WeightsNotFoundError(f"Checkpoint file {str(path)!r} does not exist: check the path.")
     if path.is_dir():
@@ -194,7 +195,7 @@ def load_checkpoint(path: str | os.PathLike, *, config: GoogLeNetConfig | None =
     Returns the net and the checkpoint's metadata (``card``, ``classes``, ``config`` when present).
     """
     path = Path(path).expanduser()
-    obj = _read_checkpoint(path)
+    obj = read_checkpoint(path)
     sd = _state_dict_of(obj, path)
     meta = dict(obj) if isinstance(obj, Mapping) and "state_dict" in obj else {}
     if config is None:
@@ -245,7 +246,8 @@ def _load_imagenet(download: bool) -> tuple[GoogLeNet, ModelCard, Callable]:
     if not path.exists():
         if not download or os.environ.get(OFFLINE_ENV):
             raise WeightsNotFoundError(
-                f"ImageNet weights not found: copy {path.name} into {path.parent} (torch hub cache) or use --weights bundled."
+                f"ImageNet weights not found: copy {path.name} into {path.parent} (the torch hub cache), "
+                "or fetch it with `gnet info --weights imagenet` where a network is available."
             )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +276,7 @@ def _card_from_training(card: Mapping[str, Any], source: str) -> ModelCard:
         classes=list(card["classes"]),
         input_size=int(card["input_size"]),
         normalization={"mean": list(pre.get("mean", [])), "std": list(pre.get("std", []))},
-        heads_trained=dict(card.get("heads_trained", dict.fromkeys(_HEADS, True))),
+        heads_trained=dict(card.get("heads_trained", dict.fromkeys(HEADS, True))),
         accuracy=dict(card.get("accuracy", {})),
         notes=list(card.get("notes", [])),
         details={k: v for k, v in card.items() if k not in known},
@@ -298,7 +300,7 @@ def _load_random(seed: int = 0) -> tuple[GoogLeNet, ModelCard, Callable]:
     card = replace(
         _imagenet_card(f"random initialisation (trunc_normal std 0.01, seed {seed})"),
         name="GoogLeNet, untrained",
-        heads_trained=dict.fromkeys(_HEADS, False),
+        heads_trained=dict.fromkeys(HEADS, False),
         accuracy={},
         notes=["Untrained weights: every head's prediction is noise. Useful for gradient studies at initialisation."],
     )

@@ -5,13 +5,19 @@ The model and analyses are cached process-wide, so each network pass runs once f
 
 from __future__ import annotations
 
+import gzip
 import json
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import gnet
+from dashboard import resources
+from gnet.gradients import aux_ratio, compare_variants
+from gnet.runs import load_runs
 from gnet.samples import sample_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,12 +91,101 @@ def test_heads_compares_three_heads_and_the_batch(app_weights):
         assert any("never trained" in w.value or "noise" in w.value for w in at.warning)
 
 
-def test_gradients_per_loss(app_weights):
+def _markdown(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_gradients_from_the_recorded_runs(app_weights):
     at = _open("gradients")
     _ok(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # depth, with/without-aux ratio, heatmap of a run, loss curves
     assert '"type":"log"' in _chart_text(at).replace(" ", "")
-    at.selectbox(key="gradients_loss").set_value("aux1").run()
+    text = _markdown(at)
+    for words in ("auxiliary classifiers", "0.3", "vanishing gradient", "batch normalization", "Ioffe"):
+        assert words in text
+    assert any("8 Fashion-MNIST test images" in c.value for c in at.caption)  # the input used is stated
+    assert any("depends on the initialisation and on the input" in c.value for c in at.caption)
+    ratios = aux_ratio(load_runs().comparison).set_index(["variant", "init", "layer"])["weight_ratio"]
+    assert f"{ratios['no_bn', 'trunc_normal', 'conv1']:.3g}x" in text  # the numbers come from the data
+    assert f"{ratios['no_bn', 'xavier', 'conv1']:.3g}x" in text
+    assert len(at.get("download_button")) >= 4
+    at.radio(key="gradients_quantity").set_value("activation").run()
+    at.multiselect(key="gradients_inits").set_value(["trunc_normal", "kaiming"]).run()
+    at.selectbox(key="gradients_run").set_value("bn_aux").run()
     _ok(at)
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_gradients_on_the_image_compute_once_per_network(app_weights, monkeypatch):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("inits"))
+        return compare_variants(*args, **kwargs)
+
+    monkeypatch.setattr(resources, "compare_variants", counted)
+    resources.live_comparison.clear()
+    at = _open("gradients")
+    at.radio(key="gradients_source").set_value("live").run()
+    _ok(at)
+    assert calls == [("trunc_normal",)]
+    assert any("the sidebar's image" in c.value for c in at.caption)
+    at.radio(key="gradients_quantity").set_value("activation").run()
+    at.multiselect(key="gradients_losses").set_value(["main", "aux1"]).run()
+    at.multiselect(key="gradients_variants").set_value(["no_bn", "bn", "loaded"]).run()
+    _ok(at)
+    assert calls == [("trunc_normal",), ()]  # toggles redraw; only the newly shown loaded model was computed
+    assert "loaded model" in _chart_text(at)
+    resources.live_comparison.clear()
+
+
+def _fake_fashion_mnist(root: Path, n_train: int, n_test: int = 8) -> Path:
+    """Random 28 x 28 images in Fashion-MNIST's IDX files (labels cycling 0..9)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind, magic, array in (("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28))),
+                                   ("labels-idx1", 2049, np.arange(n) % 10)):
+            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+            (root / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    return root
+
+
+def test_live_training_resumes_in_chunks(monkeypatch, tmp_path):
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
+    before = set(Path(tempfile.gettempdir()).glob("gnet-live-*"))
+    seen = []
+    request = resources.LiveRunRequest(steps=10)  # 6 batches of 16: the one epoch ends the run at step 6
+    run = resources.train_live(request, seen.append, chunk=3)
+    assert [r.step for r in seen] == [3, 6]
+    assert [r.accuracy is None for r in seen] == [True, False]
+    assert run.step == 6 and set(run.accuracy) == {"main", "aux1", "aux2"}
+    assert set(run.grad_norms["step"]) == {5}  # logged every 5 steps, across the resume
+    assert set(run.losses["head"]) == {"main", "aux1", "aux2", "total"}
+    assert set(Path(tempfile.gettempdir()).glob("gnet-live-*")) == before  # the checkpoints are gone
+
+
+def test_live_training_on_the_page(app_weights, monkeypatch, tmp_path):
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
+    at = _open("gradients")
+    at.toggle(key="live_batch_norm").set_value(True)
+    at.slider(key="live_steps").set_value(10)
+    at.button(key="live_start").click().run()
+    _ok(at)
+    assert any("BN, aux, N(0, 0.01): 6 steps" in s.value and "test (8 images)" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) == 6  # the page's four and the live run's heatmap and loss curves
+    at.radio(key="gradients_quantity").set_value("activation").run()  # the result stays without retraining
+    assert len(at.get("plotly_chart")) == 6
+
+
+def test_live_training_without_fashion_mnist_says_so(app_weights, monkeypatch, tmp_path):
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(tmp_path / "empty"))
+    at = _open("gradients")
+    at.button(key="live_start").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "Fashion-MNIST not found" in at.error[0].value
+    assert len(at.get("plotly_chart")) == 4  # the rest of the page still works
 
 
 def test_cost_table_and_paper(app_weights):

@@ -98,20 +98,69 @@ def test_feature_maps_and_overlay():
     assert fig.data[1].dx == pytest.approx(8.0)  # a 7 x 7 map stretched over 56 px
 
 
-def test_energy_and_gradients():
+def test_energy_shares():
     shares = pd.DataFrame(
         [{"module": m, "branch": b, "energy_share": 0.25} for m in ("inception3a", "inception3b") for b in charts.BRANCH_COLORS]
     )
     assert len(charts.energy_shares(shares).data) == 4
-    grads = pd.DataFrame(
-        {
-            "depth": [0, 1, 2, 3],
-            "layer": ["conv1", "conv2", "aux1.fc2", "fc"],
-            "part": ["main path", "main path", "aux1", "main path"],
-            "params": [1, 2, 3, 4],
-            "grad_rms": [1e-4, 1e-3, np.nan, 1e-1],
-        }
+
+
+def _norms(series: str, loss: str, values: list[float]) -> pd.DataFrame:
+    layers = [("conv1", "stem"), ("inception3a.1x1", "inception"), ("aux1.fc2", "aux"), ("fc", "classifier")]
+    return pd.DataFrame(
+        [{"series": series, "loss": loss, "layer": name, "depth": i, "kind": kind, "weight_norm": v}
+         for i, ((name, kind), v) in enumerate(zip(layers, values))]
     )
-    fig = charts.gradient_depth(grads)
+
+
+def test_gradient_depth_one_line_per_series_and_loss_on_a_log_scale():
+    frame = pd.concat([
+        _norms("no BN", "main", [1e-11, 1e-6, 0.0, 1.0]),  # the main loss does not reach aux1
+        _norms("no BN", "combined", [1e-7, 1e-5, 0.5, 1.0]),
+        _norms("BN", "main", [0.3, 0.5, 0.0, 1.0]),
+    ])
+    fig = charts.gradient_depth(frame, value="weight_norm", title="weight gradient")
     assert fig.layout.yaxis.type == "log"
-    assert sum(len(t.x) for t in fig.data) == 3  # a layer without gradient is left out
+    lines = [t for t in fig.data if t.showlegend is not False]
+    assert sorted(t.name for t in lines) == ["BN · main", "no BN · combined", "no BN · main"]
+    assert all(len(t.x) == 3 for t in lines)  # the main path; the aux layer is drawn apart
+    crosses = [t for t in fig.data if t.mode == "markers"]
+    assert [list(t.customdata) for t in crosses] == [["aux1.fc2"]]  # zeros are left out
+    main, combined = (next(t for t in lines if t.name == f"no BN · {loss}") for loss in ("main", "combined"))
+    assert main.line.color == combined.line.color and main.line.dash != combined.line.dash
+    assert list(fig.layout.xaxis.ticktext) == ["conv1", "3a", "fc"]
+
+
+def test_aux_ratio_lines_have_a_rule_at_one():
+    ratios = _norms("no BN", "", [1e4, 10.0, 1.0, 1.0]).rename(columns={"weight_norm": "weight_ratio"})
+    ratios = ratios[ratios["kind"] != "aux"]
+    fig = charts.aux_ratio_lines(ratios, value="weight_ratio")
+    assert fig.layout.yaxis.type == "log"
+    assert [t.name for t in fig.data] == ["no BN"]
+    assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(1, 1)]
+
+
+def test_gradient_heatmap_layers_by_steps_in_log10():
+    norms = pd.DataFrame(
+        [{"step": s, "layer": n, "depth": d, "norm": v}
+         for s in (10, 20) for d, (n, v) in enumerate([("conv1", 1e-12), ("aux1.fc2", 0.0), ("fc", 0.1)])]
+    )
+    fig = charts.gradient_heatmap(norms)
+    heat = fig.data[0]
+    assert list(heat.y) == ["conv1", "aux1.fc2", "fc"] and list(heat.x) == [10, 20]
+    z = np.asarray(heat.z, dtype=float)
+    assert z[0, 0] == pytest.approx(-12) and z[2, 1] == pytest.approx(-1)
+    assert np.isnan(z[1]).all()  # no gradient: blank, not log(0)
+    assert (heat.zmin, heat.zmax) == (-12, -1)
+    assert charts.gradient_heatmap(norms, log_range=(-15, 1)).data[0].zmin == -15  # shared scale across runs
+
+
+def test_loss_curves_one_panel_per_head_one_colour_per_run():
+    losses = pd.DataFrame(
+        [{"run": r, "step": s, "head": h, "loss": 2.3 - s / 100}
+         for r in ("a", "b") for s in (10, 20) for h in ("main", "aux1", "aux2", "total")]
+    )
+    fig = charts.loss_curves(losses)
+    assert len(fig.data) == 8
+    assert [a.text for a in fig.layout.annotations] == ["main", "aux1", "aux2", "total"]
+    assert sum(bool(t.showlegend) for t in fig.data) == 2

@@ -13,7 +13,8 @@ from gnet.data import fashion_mnist_dir
 from gnet.gradients import AUX_WEIGHT, LOSSES, aux_ratio, compare_variants, layer_gradients
 from gnet.model import googlenet
 from gnet.probe import capture
-from gnet.train import HEADS, named_weight_layers
+from gnet.model import HEADS
+from gnet.train import named_weight_layers
 from gnet.weights import ASSETS_DIR
 
 SIZE = 32  # smallest input GoogLeNet takes; keeps every test well under a second of compute

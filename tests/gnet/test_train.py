@@ -26,7 +26,7 @@ from gnet.train import (
     TrainConfig,
     export_bundled,
     export_samples,
-    load_checkpoint,
+    load_training_checkpoint,
     main,
     named_weight_layers,
     train,
@@ -87,7 +87,7 @@ def test_one_step_trains_all_three_heads(one_step: tuple[TrainConfig, dict]) -> 
     cfg, result = one_step
     assert result["steps"] == 1 and set(result["accuracy"]) == set(HEADS)
     assert result["eval_split"] == "test (4 images)"
-    before, after = _initial_state(cfg), load_checkpoint(result["checkpoint"])["state_dict"]
+    before, after = _initial_state(cfg), load_training_checkpoint(result["checkpoint"])["state_dict"]
     for key in ("aux1.fc2.weight", "aux2.fc2.weight", "fc.weight"):
         assert not torch.equal(before[key], after[key]), key
 
@@ -96,13 +96,13 @@ def test_no_aux_leaves_aux_heads_untouched(fake_fmnist: Path, tmp_path: Path) ->
     # Without weight decay an aux weight can only move through its (absent) loss gradient.
     cfg = tiny(tmp_path, max_steps=1, aux=False, weight_decay=0.0)
     result = train(cfg, progress=False)
-    before, after = _initial_state(cfg), load_checkpoint(result["checkpoint"])["state_dict"]
+    before, after = _initial_state(cfg), load_training_checkpoint(result["checkpoint"])["state_dict"]
     for key in ("aux1.conv.conv.weight", "aux1.fc1.weight", "aux1.fc2.weight", "aux2.fc2.weight"):
         assert torch.equal(before[key], after[key]), key
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
     log = [json.loads(line) for line in (tmp_path / "grad_log.jsonl").read_text().splitlines()]
     assert log[0]["grad_norm"]["aux1.fc2"] == 0.0 and log[0]["loss"]["total"] == log[0]["loss"]["main"]
-    assert load_checkpoint(result["checkpoint"])["card"]["heads_trained"] == {
+    assert load_training_checkpoint(result["checkpoint"])["card"]["heads_trained"] == {
         "main": True, "aux1": False, "aux2": False,
     }
 
@@ -116,8 +116,8 @@ def test_resume_continues_exactly(fake_fmnist: Path, tmp_path: Path) -> None:
     train(cfg, resume=tmp_path / "parts" / "last.pt", stop_at=3, progress=False)  # logs step 3 ...
     parts = train(cfg, resume=tmp_path / "step2.pt", progress=False)  # ... which resuming at 2 must drop
     assert parts["steps"] == whole["steps"] == 8 and parts["accuracy"] == whole["accuracy"]
-    a = load_checkpoint(whole["checkpoint"])["state_dict"]
-    b = load_checkpoint(parts["checkpoint"])["state_dict"]
+    a = load_training_checkpoint(whole["checkpoint"])["state_dict"]
+    b = load_training_checkpoint(parts["checkpoint"])["state_dict"]
     assert a.keys() == b.keys()
     assert max((a[k].double() - b[k].double()).abs().max().item() for k in a) == 0
     assert (tmp_path / "whole" / "grad_log.jsonl").read_text() == (tmp_path / "parts" / "grad_log.jsonl").read_text()
@@ -161,7 +161,7 @@ def test_image_folder_training(tmp_path: Path) -> None:
     cfg = tiny(tmp_path / "run", data=str(_folder(tmp_path / "imgs")), max_steps=1, eval_limit=None)
     result = train(cfg, progress=False)
     assert result["eval_split"] == "train (no test folder) (8 images)"
-    ckpt = load_checkpoint(result["checkpoint"])
+    ckpt = load_training_checkpoint(result["checkpoint"])
     assert ckpt["classes"] == ["dark", "light"] and ckpt["config"]["num_classes"] == 2
 
 
