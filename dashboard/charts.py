@@ -252,9 +252,10 @@ def _series_colors(names: Sequence[str]) -> dict[str, str]:
 
 
 def _module_ticks(layers: pd.DataFrame) -> tuple[list[int], list[str]]:
-    """Depth ticks at the first main-path layer of each module: conv1, conv2, conv3, 3a, 3b, 4a, ..."""
+    """Depth ticks at the first main-path layer of each module: stem (conv1-3), 3a, 3b, 4a, ..., fc."""
     main = layers[layers["kind"] != "aux"].drop_duplicates("layer").sort_values("depth")
-    first = main.assign(module=main["layer"].str.split(".").str[0]).drop_duplicates("module")
+    module = main["layer"].str.split(".").str[0].where(main["kind"] != "stem", "stem")
+    first = main.assign(module=module).drop_duplicates("module")
     return first["depth"].tolist(), [_short_stage(m) for m in first["module"]]
 
 
@@ -308,7 +309,7 @@ def aux_ratio_lines(ratios: pd.DataFrame, *, value: str) -> go.Figure:
                 hovertemplate="%{customdata}: %{y:.3g}x<extra>" + series + "</extra>",
             )
         )
-    fig.add_hline(y=1, line={"color": "#555", "dash": "dot"}, annotation_text="1: no change", annotation_position="top left")
+    fig.add_hline(y=1, line={"color": "#555", "dash": "dot"})
     ticks, labels = _module_ticks(ratios)
     fig.update_xaxes(tickvals=ticks, ticktext=labels, title="layer depth (forward order)")
     _log_axis(fig, "with aux / without aux")

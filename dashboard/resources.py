@@ -330,13 +330,15 @@ class LiveRun:
     wall_time_s: float
 
 
-def train_live(request: LiveRunRequest, on_chunk: Callable[[LiveRun], None], *, chunk: int = LIVE_CHUNK) -> LiveRun:
+def train_live(
+    request: LiveRunRequest, on_chunk: Callable[[LiveRun], bool], *, chunk: int = LIVE_CHUNK
+) -> LiveRun:
     """Train ``request`` in chunks of ``chunk`` steps (gnet.train's ``stop_at`` + ``resume``).
 
-    After each chunk, ``on_chunk`` gets the run so far: it draws progress, and Streamlit's
-    interruption of a rerun (the Stop button) ends the run there. The checkpoints live in a
-    temporary folder that is removed however the run ends. Raises gnet.DatasetError when
-    Fashion-MNIST is not installed.
+    After each chunk, ``on_chunk`` gets the run so far and returns whether to go on: it draws
+    the progress and checks the session's stop flag. Returns the run as it ended (``accuracy``
+    None if stopped early). The checkpoints live in a temporary folder that is removed however
+    the run ends. Raises gnet.DatasetError when Fashion-MNIST is not installed.
     """
     with tempfile.TemporaryDirectory(prefix="gnet-live-") as out:
         cfg = request.config(out)
@@ -348,8 +350,7 @@ def train_live(request: LiveRunRequest, on_chunk: Callable[[LiveRun], None], *, 
             run = LiveRun(
                 request, step, norms, losses, result["accuracy"], result["eval_split"], result["wall_time_s"]
             )
-            on_chunk(run)
-            if run.accuracy is not None:
+            if not on_chunk(run) or run.accuracy is not None:
                 return run
 
 

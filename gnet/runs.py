@@ -83,7 +83,9 @@ def read_grad_log(path: Path | str, run: str = "") -> tuple[pd.DataFrame, pd.Dat
                               "kind": layer_kind(layer.split(".")[0]), "norm": float(norm)})
             losses += [{"run": run, "step": step, "head": head, "loss": float(v)} for head, v in record["loss"].items()]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise DatasetError(f"{where[:-1]} is not a gradient-log record ({type(e).__name__}: {e}); restore it.") from e
+            raise DatasetError(
+                f"{where[:-1]} is not a gradient-log record ({type(e).__name__}: {e}); restore it."
+            ) from e
     return (
         pd.DataFrame(norms, columns=["run", "step", "layer", "depth", "kind", "norm"]),
         pd.DataFrame(losses, columns=["run", "step", "head", "loss"]),

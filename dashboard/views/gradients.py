@@ -8,6 +8,8 @@ a short training run the user starts, watches and can stop.
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -25,7 +27,7 @@ __all__ = ["render"]
 _RECORDED, _LIVE = "recorded", "live"
 _SOURCES = {_RECORDED: "8 Fashion-MNIST test images (recorded)", _LIVE: "the sidebar's image (computed live)"}
 _QUANTITIES = {"weight": "weight gradient ||dL/dW||", "activation": "activation gradient ||dL/dY||"}
-_VARIANTS = {"no_bn": "paper's net, no batch norm", "bn": "paper's net, batch norm", "loaded": "the loaded model"}
+_VARIANTS = {"no_bn": "fresh, no batch norm (as the paper)", "bn": "fresh, with batch norm", "loaded": "the loaded model"}
 _LOSS_NAMES = {
     "main": "main: without aux",
     "aux1": "aux1 alone",
@@ -170,11 +172,14 @@ def _depth_and_ratio(frame: pd.DataFrame, losses: list[str], quantity: str, aux_
     chart(
         charts.gradient_depth(shown, value=value, title=_QUANTITIES[quantity]),
         "Each line is one network and loss, from the input (left) to the classifier (right), on a log scale. "
-        "Look at the left end: without batch norm the main loss (solid) leaves the stem orders of magnitude "
-        "less gradient than the classifier gets, and the combined loss (dashed) lifts everything below "
-        "inception4a, where aux1 joins. With batch norm the lines stay level and the two losses nearly coincide.",
+        "Compare the levels: without batch norm at N(0, 0.01) the main loss (solid) leaves every layer orders of "
+        "magnitude less gradient than batch norm does, as the small weights shrink the signal forward and the "
+        "gradient backward. The combined loss (dashed) lifts the layers below inception4a, where aux1 joins, and "
+        "less so those up to inception4d (aux2); past it the lines meet. With batch norm the two nearly coincide. "
+        "Add Xavier or Kaiming to see how much of the gap is the initialisation.",
     )
-    columns = ["series", "variant", "batch_norm", "init", "loss", "layer", "depth", "kind", "weight_norm", "activation_norm"]
+    columns = ["series", "variant", "batch_norm", "init", "loss", "layer", "depth", "kind", "weight_norm",
+               "activation_norm"]
     download_csv(shown[columns], "Gradient norms shown (CSV)", f"gradient_norms_{source}.csv")
 
     st.subheader("With aux / without aux, per layer")
@@ -189,26 +194,35 @@ def _depth_and_ratio(frame: pd.DataFrame, losses: list[str], quantity: str, aux_
     download_csv(ratios, "With/without-aux ratios (CSV)", f"aux_ratio_{source}.csv")
 
 
+def _norm_text(value: float) -> str:
+    return f"{value:.3g}" if 0.01 <= value < 1000 else f"{value:.1e}"
+
+
+def _gain_text(ratio: float) -> str:
+    """9371.8 -> '9,372x', 3.9957 -> '4x', 0.98931 -> '0.989x'."""
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
+
+
 def _findings(frame: pd.DataFrame) -> None:
     """The numbers the text quotes, read from the data shown: conv1's gradients per network."""
     conv1 = frame[frame["layer"] == "conv1"]
     table = conv1.pivot_table(index="series", columns="loss", values="weight_norm", sort=False)
     if not {"main", "combined"} <= set(table.columns):
         return
-    table = table.assign(ratio=table["combined"] / table["main"])
     lines = [
-        f"- **{series}**: {row['main']:.2g} without aux, {row['combined']:.2g} with aux: **{row['ratio']:.3g}x**"
+        f"- **{series}**: {_norm_text(row['main'])} without aux, {_norm_text(row['combined'])} with aux: "
+        f"**{_gain_text(row['combined'] / row['main'])}**"
         for series, row in table.iterrows()
     ]
     st.markdown(
-        "**What the numbers say.** conv1's weight-gradient norm, without the auxiliary losses (main) and "
+        "**What the numbers say.** conv1's weight-gradient norm without the auxiliary losses (main) and "
         "with them (combined), and the gain:\n" + "\n".join(lines)
     )
     st.caption(
         "The size of the effect depends on the initialisation and on the input. At torchvision's N(0, 0.01) "
         "the net without batch norm shrinks the signal at every layer, so almost no gradient reaches the stem "
         "through the main head and the auxiliary heads, closer to the stem, multiply it by orders of magnitude; "
-        "at Xavier or Kaiming, which keep the signal's scale, the gain is a few times; with batch norm the "
+        "at Xavier or Kaiming, which keep the signal's scale, the gain is far smaller; with batch norm the "
         "gradient reaches the stem anyway and the auxiliary heads barely change it."
     )
 
@@ -247,8 +261,9 @@ def _recorded_training(runs: RecordedRuns) -> None:
         charts.gradient_heatmap(norms[norms["run"] == run], log_range=_log_range(norms["norm"])),
         "Each row a layer (input at the top), each column a logged step; the colour is the gradient norm on a "
         "log scale shared by all runs, so switching runs compares them. Look at the top rows (the stem): "
-        "without batch norm at N(0, 0.01) they stay dark, with or without the auxiliary losses. Blank rows "
-        "are the auxiliary heads of runs that do not train them.",
+        "without batch norm at N(0, 0.01) they stay dark, with or without the auxiliary losses. Blank cells "
+        "got no gradient at all: the auxiliary heads of runs that do not train them, or gradients that vanished "
+        "to exactly 0 in float32.",
     )
     chosen = st.multiselect("Runs to compare", list(labels), default=list(labels), format_func=labels.get,
                             key=Keys.GRADIENT_RUNS)
@@ -264,8 +279,12 @@ def _recorded_training(runs: RecordedRuns) -> None:
     ]
     st.dataframe(
         accuracy, hide_index=True,
-        column_config={f"accuracy_{h}": st.column_config.NumberColumn(f"{h} test acc.", format="percent")
-                       for h in resources.HEADS},
+        column_config={
+            **{f"accuracy_{h}": st.column_config.NumberColumn(f"{h} test acc.", format="percent")
+               for h in resources.HEADS},
+            "eval_split": "evaluated on",
+            "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
+        },
     )
     st.caption("Test accuracy of each head after the run. 10% is chance: a run at 10% has not started to learn.")
     left, right = st.columns(2)
@@ -290,42 +309,58 @@ def _live_training() -> None:
         steps = d.slider("Steps", 10, resources.LIVE_MAX_STEPS, 30, step=10, key=Keys.LIVE_STEPS)
         request = resources.LiveRunRequest(batch_norm=batch_norm, aux=aux, init=init, steps=int(steps))
         st.caption(
-            f"Fashion-MNIST, batch {request.batch_size}, {request.input_size} px, the paper's layout, seed 0, one CPU "
-            f"thread; the gradient norms are logged every {resources.LIVE_LOG_EVERY} steps and the finished net is "
-            f"tested on {resources.LIVE_EVAL_IMAGES} test images. About half a second per step."
+            f"Fashion-MNIST, batch {request.batch_size}, {request.input_size} px, the paper's 5x5 kernels, seed 0, "
+            f"one CPU thread; the gradient norms are logged every {resources.LIVE_LOG_EVERY} steps and the finished "
+            f"net is tested on {resources.LIVE_EVAL_IMAGES} test images. A step takes a fraction of a second."
         )
         start = st.form_submit_button("Train", type="primary", key=Keys.LIVE_START, icon=":material/play_arrow:")
     if start:
         _train(request)
+    else:
+        st.session_state.pop(Keys.LIVE_ACTIVE, None)  # a live run lasts only as long as the script run that started it
     run = st.session_state.get(Keys.LIVE_RUN)
     if run is not None:
         _show_live(run)
 
 
 def _train(request: resources.LiveRunRequest) -> None:
-    """Run ``request`` with a progress bar and a Stop button, keeping each chunk's result in the session."""
+    """Run ``request`` with a progress bar and a Stop button, keeping each chunk's result in the session.
+
+    Clicking Stop (or any other widget) makes Streamlit start a new script run at once, while this
+    one is still inside its chunk of training. The new run clears the session's flag (the id of the
+    run in progress), which this one checks between chunks: it then stops without training on or
+    overwriting what the new script run shows.
+    """
+    run_id = uuid.uuid4().hex
+    st.session_state[Keys.LIVE_ACTIVE] = run_id
     st.session_state.pop(Keys.LIVE_RUN, None)
     label = _run_label(request.batch_norm, request.aux, request.init)
     bar = st.progress(0.0, text=f"Training {label}: loading Fashion-MNIST...")
-    # Clicking Stop asks Streamlit for a rerun, which interrupts this script at its next element call:
-    # after the chunk in progress, once on_chunk has kept the steps done.
-    st.button("Stop", key=Keys.LIVE_STOP, icon=":material/stop:")
+    st.button("Stop", key=Keys.LIVE_STOP, icon=":material/stop:",
+              help=f"Stops at the end of the current chunk of {resources.LIVE_CHUNK} steps.")
     charts_so_far = st.empty()
 
-    def on_chunk(run: resources.LiveRun) -> None:
+    def on_chunk(run: resources.LiveRun) -> bool:
+        if st.session_state.get(Keys.LIVE_ACTIVE) != run_id:
+            return False
         st.session_state[Keys.LIVE_RUN] = run
         bar.progress(min(run.step / request.steps, 1.0), text=f"Training {label}: step {run.step} of "
                      f"{request.steps}, {run.wall_time_s:.0f} s")
         with charts_so_far.container():
             _live_charts(run, final=False)
+        return True
 
     try:
-        resources.train_live(request, on_chunk)
+        run = resources.train_live(request, on_chunk)
     except gnet.GNetError as e:
         bar.empty()
         st.error(str(e))
         return
-    st.rerun()  # redraw without the progress bar and the Stop button; the result is in the session
+    finally:
+        if st.session_state.get(Keys.LIVE_ACTIVE) == run_id:
+            del st.session_state[Keys.LIVE_ACTIVE]
+    if run.accuracy is not None:
+        st.rerun()  # redraw without the progress bar and the Stop button; the result is in the session
 
 
 def _show_live(run: resources.LiveRun) -> None:

@@ -107,7 +107,7 @@ def test_gradients_from_the_recorded_runs(app_weights):
     assert any("8 Fashion-MNIST test images" in c.value for c in at.caption)  # the input used is stated
     assert any("depends on the initialisation and on the input" in c.value for c in at.caption)
     ratios = aux_ratio(load_runs().comparison).set_index(["variant", "init", "layer"])["weight_ratio"]
-    assert f"{ratios['no_bn', 'trunc_normal', 'conv1']:.3g}x" in text  # the numbers come from the data
+    assert f"{ratios['no_bn', 'trunc_normal', 'conv1']:,.0f}x" in text  # the numbers come from the data
     assert f"{ratios['no_bn', 'xavier', 'conv1']:.3g}x" in text
     assert len(at.get("download_button")) >= 4
     at.radio(key="gradients_quantity").set_value("activation").run()
@@ -156,14 +156,22 @@ def test_live_training_resumes_in_chunks(monkeypatch, tmp_path):
     monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
     before = set(Path(tempfile.gettempdir()).glob("gnet-live-*"))
     seen = []
+
+    def on_chunk(run: resources.LiveRun) -> bool:
+        seen.append(run)
+        return True
+
     request = resources.LiveRunRequest(steps=10)  # 6 batches of 16: the one epoch ends the run at step 6
-    run = resources.train_live(request, seen.append, chunk=3)
+    run = resources.train_live(request, on_chunk, chunk=3)
     assert [r.step for r in seen] == [3, 6]
     assert [r.accuracy is None for r in seen] == [True, False]
     assert run.step == 6 and set(run.accuracy) == {"main", "aux1", "aux2"}
     assert set(run.grad_norms["step"]) == {5}  # logged every 5 steps, across the resume
     assert set(run.losses["head"]) == {"main", "aux1", "aux2", "total"}
     assert set(Path(tempfile.gettempdir()).glob("gnet-live-*")) == before  # the checkpoints are gone
+    stopped = resources.train_live(request, lambda run: False, chunk=3)  # the session's stop flag
+    assert stopped.step == 3 and stopped.accuracy is None
+    assert set(Path(tempfile.gettempdir()).glob("gnet-live-*")) == before
 
 
 def test_live_training_on_the_page(app_weights, monkeypatch, tmp_path):

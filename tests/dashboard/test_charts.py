@@ -128,7 +128,7 @@ def test_gradient_depth_one_line_per_series_and_loss_on_a_log_scale():
     assert [list(t.customdata) for t in crosses] == [["aux1.fc2"]]  # zeros are left out
     main, combined = (next(t for t in lines if t.name == f"no BN · {loss}") for loss in ("main", "combined"))
     assert main.line.color == combined.line.color and main.line.dash != combined.line.dash
-    assert list(fig.layout.xaxis.ticktext) == ["conv1", "3a", "fc"]
+    assert list(fig.layout.xaxis.ticktext) == ["stem", "3a", "fc"]
 
 
 def test_aux_ratio_lines_have_a_rule_at_one():
