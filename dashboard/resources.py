@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import torch
 from PIL import Image
 
 import gnet
+from gnet.model import HEADS
 from gnet.attributions import Attribution, attribute
 from gnet.flops import to_frame
 from gnet.gradients import compare_variants
@@ -63,10 +65,9 @@ __all__ = [
     "train_live",
 ]
 
-HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
 _ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
 LIVE_MAX_STEPS = 100  # a live run stays under a minute or so on a shared CPU
-LIVE_CHUNK = 10  # steps between progress updates (and chances to stop) of a live run
+LIVE_CHUNK = 5  # steps between progress updates (and chances to stop) of a live run
 LIVE_LOG_EVERY = 5  # steps between gradient-log lines of a live run
 LIVE_EVAL_IMAGES = 200  # test images a finished live run is evaluated on
 
@@ -308,11 +309,11 @@ class LiveRunRequest:
         return f"{'bn' if self.batch_norm else 'nobn'}_{'aux' if self.aux else 'noaux'}_{self.init}"
 
     def config(self, out_dir: str) -> TrainConfig:
-        """The training configuration: the recorded runs' settings, smaller and on one thread."""
+        """The recorded runs' settings, smaller; torch's thread count is left alone (it is process-wide)."""
         return TrainConfig(
             input_size=self.input_size, epochs=1, max_steps=self.steps, batch_size=self.batch_size, aux=self.aux,
             batch_norm=self.batch_norm, branch5x5_kernel=5, init=self.init, out_dir=out_dir,
-            grad_log_every=LIVE_LOG_EVERY, checkpoint_every=0, num_threads=1, eval_limit=LIVE_EVAL_IMAGES,
+            grad_log_every=LIVE_LOG_EVERY, checkpoint_every=0, num_threads=None, eval_limit=LIVE_EVAL_IMAGES,
             command="dashboard: Gradients page, live run",
         )
 
@@ -333,25 +334,28 @@ class LiveRun:
 def train_live(
     request: LiveRunRequest, on_chunk: Callable[[LiveRun], bool], *, chunk: int = LIVE_CHUNK
 ) -> LiveRun:
-    """Train ``request`` in chunks of ``chunk`` steps (gnet.train's ``stop_at`` + ``resume``).
+    """Train ``request`` in one gnet.train run, reporting every ``chunk`` steps.
 
-    After each chunk, ``on_chunk`` gets the run so far and returns whether to go on: it draws
-    the progress and checks the session's stop flag. Returns the run as it ended (``accuracy``
-    None if stopped early). The checkpoints live in a temporary folder that is removed however
-    the run ends. Raises gnet.DatasetError when Fashion-MNIST is not installed.
+    Every ``chunk`` steps, ``on_chunk`` gets the run so far and returns whether to go on: it
+    draws the progress and checks the session's stop flag. Returns the run as it ended
+    (``accuracy`` None if stopped early). The run's files live in a temporary folder that is
+    removed however the run ends. Raises gnet.DatasetError when Fashion-MNIST is not installed.
     """
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gnet-live-") as out:
-        cfg = request.config(out)
-        checkpoint, step = None, 0
-        while True:
-            result = train(cfg, resume=checkpoint, stop_at=step + chunk, progress=False)
-            checkpoint, step = result["checkpoint"], result["steps"]
-            norms, losses = read_grad_log(Path(out) / "grad_log.jsonl", request.name)
-            run = LiveRun(
-                request, step, norms, losses, result["accuracy"], result["eval_split"], result["wall_time_s"]
-            )
-            if not on_chunk(run) or run.accuracy is not None:
-                return run
+        log = Path(out) / "grad_log.jsonl"
+
+        def on_step(step: int, total: int) -> bool:
+            if step % chunk and step != total:
+                return True
+            norms, losses = read_grad_log(log, request.name)
+            return on_chunk(LiveRun(request, step, norms, losses, None, "", time.monotonic() - started))
+
+        result = train(request.config(out), progress=False, on_step=on_step)
+        norms, losses = read_grad_log(log, request.name)
+        return LiveRun(
+            request, result["steps"], norms, losses, result["accuracy"], result["eval_split"], result["wall_time_s"]
+        )
 
 
 # ---------------------------------------------------------------- attributions

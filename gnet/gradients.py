@@ -59,6 +59,7 @@ __all__ = [
     "compare_variants",
     "configure_parser",
     "layer_gradients",
+    "layer_kind",
     "run_cli",
 ]
 
@@ -111,7 +112,8 @@ class GradientResult:
                 "activation": table("activation")}
 
 
-def _kind(module: str) -> str:
+def layer_kind(module: str) -> str:
+    """Where a top-level module sits: "stem", "inception", "aux" or "classifier"."""
     if module in _STEM:
         return "stem"
     if module.startswith("inception"):
@@ -177,7 +179,7 @@ def _rows(names: Sequence[str], norms: Mapping[str, Sequence[float]]) -> list[di
     for depth, name in enumerate(names):
         module = name.split(".")[0]
         rows.append({
-            "name": name, "depth": depth, "kind": _kind(module), "module": module,
+            "name": name, "depth": depth, "kind": layer_kind(module), "module": module,
             "weight": {loss: norms[loss][depth] for loss in LOSSES},
             "activation": {loss: norms[loss][n + depth] for loss in LOSSES},
         })

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DatasetError
-from .gradients import _kind as layer_kind  # the kind compare_variants writes (stem, inception, aux, classifier)
+from .gradients import layer_kind
 from .weights import ASSETS_DIR
 
 __all__ = ["RUNS_DIR", "RUNS_VERSION", "RecordedRuns", "load_runs", "read_grad_log"]

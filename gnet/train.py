@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
 import torch
@@ -64,6 +65,7 @@ CHECKPOINT_VERSION = 1
 GRAD_LOG_VERSION = 1
 BUNDLED_NAME = "fashion_mnist_googlenet"
 _EVAL_BATCH = 256
+OnStep = Callable[[int, int], "bool | None"]  # (step, total_steps) -> False to stop
 # Fields that shape the optimisation trajectory: a resumed run must agree on all of them.
 _TRAJECTORY_FIELDS = (
     "data", "input_size", "epochs", "max_steps", "batch_size", "lr", "momentum", "weight_decay",
@@ -236,7 +238,9 @@ def _round4(x: float) -> float:
 def _grad_log_line(step: int, losses: dict[str, Tensor], layers: list[tuple[str, nn.Module]]) -> str:
     """One grad_log.jsonl line; a layer that got no gradient (aux heads with --no-aux) reports 0."""
     norms = {
-        name: _round4(m.weight.grad.norm().item()) if m.weight.grad is not None else 0.0 for name, m in layers
+        # float64: without batch norm the early layers' norms fall below float32's range (~1e-38 squared).
+        name: _round4(m.weight.grad.double().norm().item()) if m.weight.grad is not None else 0.0
+        for name, m in layers
     }
     loss = {k: _round4(v.item()) for k, v in losses.items()}
     return json.dumps({"v": GRAD_LOG_VERSION, "step": step, "loss": loss, "grad_norm": norms})
@@ -275,12 +279,19 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
 
 
 def train(
-    cfg: TrainConfig, *, resume: Path | str | None = None, stop_at: int | None = None, progress: bool = True
+    cfg: TrainConfig,
+    *,
+    resume: Path | str | None = None,
+    stop_at: int | None = None,
+    progress: bool = True,
+    on_step: OnStep | None = None,
 ) -> dict:
     """Train (or continue training) and return {"accuracy", "eval_split", "steps", "wall_time_s", ...}.
 
     ``stop_at`` ends the run after that global step with a checkpoint but without the final
     evaluation, as an interruption would; ``resume`` continues from such a checkpoint.
+    ``on_step(step, total_steps)`` is called after every optimizer step (the gradient log is
+    flushed by then); returning False stops the run the same way as ``stop_at``.
     """
     previous_threads = torch.get_num_threads()
     if cfg.num_threads:
@@ -288,7 +299,9 @@ def train(
     try:
         # Dropout draws from the global RNG; reseeding it per step must not leak to the caller.
         with torch.random.fork_rng(devices=[]):
-            return _train(cfg, resume=Path(resume) if resume else None, stop_at=stop_at, progress=progress)
+            return _train(
+                cfg, resume=Path(resume) if resume else None, stop_at=stop_at, progress=progress, on_step=on_step
+            )
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -357,8 +370,10 @@ class _Run:
         return out, losses
 
 
-def _run_epoch(run: _Run, train_set: GrayImageDataset, end: int, bar: tqdm, grad_log: TextIO) -> None:
-    """Continue the current epoch from ``run.step`` until its end or global step ``end``."""
+def _run_epoch(
+    run: _Run, train_set: GrayImageDataset, end: int, bar: tqdm, grad_log: TextIO, on_step: OnStep | None
+) -> bool:
+    """Continue the current epoch from ``run.step`` until its end or global step ``end``; True if told to stop."""
     cfg, out_dir = run.cfg, Path(run.cfg.out_dir)
     epoch, offset = divmod(run.step, run.steps_per_epoch)
     order = torch.randperm(len(train_set), generator=_generator(cfg.seed, "shuffle", epoch))
@@ -378,11 +393,17 @@ def _run_epoch(run: _Run, train_set: GrayImageDataset, end: int, bar: tqdm, grad
         )
         if run.step % run.steps_per_epoch == 0 or (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
             run.save(out_dir / "last.pt")
+        if on_step is not None and on_step(run.step, run.total_steps) is False:
+            return True
     accs = ", ".join(f"{h} {correct[h] / seen:.4f}" for h in HEADS)
-    bar.write(f"epoch {epoch + 1} up to step {run.step}/{run.total_steps}: running train accuracy {accs}")
+    if not bar.disable:
+        bar.write(f"epoch {epoch + 1} up to step {run.step}/{run.total_steps}: running train accuracy {accs}")
+    return False
 
 
-def _train(cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progress: bool) -> dict:
+def _train(
+    cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progress: bool, on_step: OnStep | None
+) -> dict:
     if cfg.init not in INIT_SCHEMES:
         raise ValueError(f"init must be one of {INIT_SCHEMES}, got {cfg.init!r}")
     train_set, eval_set, classes, eval_split = _datasets(cfg)
@@ -402,8 +423,9 @@ def _train(cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progre
         mininterval=0.5 if sys.stderr.isatty() else 60.0,
     )
     with bar, open(out_dir / "grad_log.jsonl", "a") as grad_log:
-        while run.step < end:
-            _run_epoch(run, train_set, end, bar, grad_log)
+        stopped = False
+        while run.step < end and not stopped:
+            stopped = _run_epoch(run, train_set, end, bar, grad_log, on_step)
     if run.step % steps_per_epoch != 0 and not (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
         run.save(out_dir / "last.pt")  # stopped mid-epoch between checkpoints
 

@@ -324,12 +324,12 @@ def _live_training() -> None:
 
 
 def _train(request: resources.LiveRunRequest) -> None:
-    """Run ``request`` with a progress bar and a Stop button, keeping each chunk's result in the session.
+    """Run ``request`` with a progress bar and a Stop button, keeping the run so far in the session.
 
     Clicking Stop (or any other widget) makes Streamlit start a new script run at once, while this
-    one is still inside its chunk of training. The new run clears the session's flag (the id of the
-    run in progress), which this one checks between chunks: it then stops without training on or
-    overwriting what the new script run shows.
+    one is still training. The new run clears the session's flag (the id of the run in progress),
+    which this one checks every few steps: it then stops without training on or overwriting what
+    the new script run shows.
     """
     run_id = uuid.uuid4().hex
     st.session_state[Keys.LIVE_ACTIVE] = run_id
@@ -337,7 +337,7 @@ def _train(request: resources.LiveRunRequest) -> None:
     label = _run_label(request.batch_norm, request.aux, request.init)
     bar = st.progress(0.0, text=f"Training {label}: loading Fashion-MNIST...")
     st.button("Stop", key=Keys.LIVE_STOP, icon=":material/stop:",
-              help=f"Stops at the end of the current chunk of {resources.LIVE_CHUNK} steps.")
+              help=f"Stops within {resources.LIVE_CHUNK} steps.")
     charts_so_far = st.empty()
 
     def on_chunk(run: resources.LiveRun) -> bool:
@@ -352,6 +352,8 @@ def _train(request: resources.LiveRunRequest) -> None:
 
     try:
         run = resources.train_live(request, on_chunk)
+        if st.session_state.get(Keys.LIVE_ACTIVE) == run_id:
+            st.session_state[Keys.LIVE_RUN] = run  # the finished run, with its test accuracy
     except gnet.GNetError as e:
         bar.empty()
         st.error(str(e))
@@ -383,8 +385,13 @@ def _live_charts(run: resources.LiveRun, *, final: bool) -> None:
         charts.gradient_heatmap(run.grad_norms, title=f"{label}, up to step {run.step}"),
         "The live run's gradient norm per layer (rows) and logged step (columns), log colour scale: compare "
         "the stem's rows with and without batch norm or auxiliary losses.",
+        key=f"live_heatmap_{run.step}_{final}",  # redrawn every few steps within one script run
     )
-    chart(charts.loss_curves(run.losses.assign(run=label)), "Each head's training loss so far; ln 10 = 2.30 is chance.")
+    chart(
+        charts.loss_curves(run.losses.assign(run=label)),
+        "Each head's training loss so far; ln 10 = 2.30 is chance.",
+        key=f"live_losses_{run.step}_{final}",
+    )
     if final:
         left, right = st.columns(2)
         with left:

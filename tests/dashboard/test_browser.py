@@ -22,7 +22,7 @@ PAGES = {
     "Overview": "The network, stage by stage",
     "Inception branches": "Energy share of each branch",
     "Heads": "All sample images",
-    "Gradients": "RMS of each convolution",
+    "Gradients": "With aux / without aux, per layer",
     "Cost": "The paper's Table 1, side by side",
     "Attributions": "Press Compute",
 }
