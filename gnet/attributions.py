@@ -169,7 +169,9 @@ def integrated_gradients(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Integrated Gradients from a black baseline, smoothed by ``nt_samples`` noisy copies.
+    """Integrated Gradients from captum's zero baseline, smoothed by ``nt_samples`` noisy copies.
+
+    Zero is taken in normalized input space: the baseline is the training data's mean colour, not black.
 
     captum's ``NoiseTunnel`` runs one noisy copy at a time so ``progress`` can report each;
     their SmoothGrad average is the same estimator as one call with ``nt_samples``.

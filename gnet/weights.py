@@ -264,7 +264,9 @@ def _load_imagenet(download: bool) -> tuple[GoogLeNet, ModelCard, Callable]:
 
 def _grayscale_transform(card: Mapping[str, Any]) -> GrayscalePreprocess:
     pre = card.get("preprocessing", {})
-    return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]))
+    # Fashion-MNIST nets invert photos automatically; a net trained on a user's own folder does not.
+    invert = "auto" if str(pre.get("invert", "auto")).startswith("auto") else False
+    return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]), invert=invert)
 
 
 def _card_from_training(card: Mapping[str, Any], source: str) -> ModelCard:

@@ -17,7 +17,8 @@ __all__ = ["render"]
 
 _CAPTIONS = {
     "integrated_gradients": "Integrated Gradients: each pixel's share of the class score, accumulated along a path "
-    "from a black image, averaged over noisy copies (NoiseTunnel). Look for the object's outline and texture.",
+    "from a flat image of the training data's mean colour, averaged over noisy copies (NoiseTunnel). "
+    "Look for the object's outline and texture.",
     "saliency": "Saliency: how much a small change of each pixel moves the class score. Noisy by nature; "
     "compare it with Integrated Gradients.",
     "grad_cam": "Grad-CAM: where the chosen branch's features, weighted by their gradient, support the class. "

@@ -248,13 +248,16 @@ def test_broken_upload_shows_the_library_sentence(app_weights):
     assert not at.exception and not at.error and at.dataframe
 
 
-def test_missing_weights_show_the_library_sentence(monkeypatch, tmp_path):
-    missing = tmp_path / "nowhere.pt"
-    monkeypatch.setenv("GNET_WEIGHTS", str(missing))
+@pytest.mark.parametrize("content", [None, b"a text file, not a checkpoint"], ids=["missing", "wrong"])
+def test_missing_or_wrong_weights_show_the_library_sentence(monkeypatch, tmp_path, content):
+    path = tmp_path / "weights.pt"
+    if content is not None:
+        path.write_bytes(content)
+    monkeypatch.setenv("GNET_WEIGHTS", str(path))
     at = _open()
     assert not at.exception
     with pytest.raises(gnet.GNetError) as expected:
-        gnet.load(str(missing))
+        gnet.load(str(path))
     assert [e.value for e in at.error] == [str(expected.value)]
     at.sidebar.selectbox(key="weights").set_value("random").run()
     _ok(at)

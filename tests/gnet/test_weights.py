@@ -140,7 +140,7 @@ class Payload:
 def test_pickle_with_code_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"state_dict": Payload()}, f)
+        pickle.dump({"state_dict": Payload()}, f, protocol=2)
     with pytest.raises(CheckpointError, match="pickled Python objects"):
         gnet.load(str(path))
     path2 = _checkpoint(tmp_path, {"model": Payload()}, "evil2.pt")
@@ -190,3 +190,11 @@ def test_bundled_absent_is_reported_plainly(tmp_path, monkeypatch):
 def test_card_is_json_serialisable():
     card = gnet.load("random", "cpu").card.to_dict()
     assert json.loads(json.dumps(card))["untrained_heads"] == ["main", "aux1", "aux2"]
+
+
+@pytest.mark.parametrize("invert, expected", [("auto: light garments on dark", "auto"), ("none", False)])
+def test_card_decides_whether_photos_are_inverted(tmp_path, invert, expected):
+    net = googlenet(num_classes=2, seed=0)
+    card = {"classes": ["a", "b"], "input_size": 32, "preprocessing": {"mean": [0.5], "std": [0.5], "invert": invert}}
+    path = _checkpoint(tmp_path, {"config": net.config.to_dict(), "state_dict": net.state_dict(), "card": card})
+    assert gnet.load(str(path), "cpu").transform.invert == expected
