@@ -13,6 +13,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gnet.model import AUX_ATTACH
+
 __all__ = [
     "BRANCH_COLORS",
     "agreement_heatmap",
@@ -42,7 +44,6 @@ _STAGE_COLORS = {
     "classifier": "#54A24B",
 }
 _LOSS_DASH: dict[str, str] = {"main": "solid", "aux1": "dot", "aux2": "dashdot", "combined": "dash"}
-_AUX_PARENT = {"aux1": "inception4a", "aux2": "inception4d"}
 _MAP_SCALE = "Viridis"
 # Transparent where the map is low, so the image stays readable under the hot spots.
 _OVERLAY_SCALE = [
@@ -137,7 +138,7 @@ def stage_diagram(stages: pd.DataFrame) -> go.Figure:
     x_of = {stage: float(i) for i, stage in enumerate(main["stage"])}
     pos = {row.stage: (x_of[row.stage], 0.0) for row in main.itertuples()}
     for row in stages[stages["kind"] == "aux"].itertuples():
-        pos[row.stage] = (x_of.get(_AUX_PARENT.get(row.stage, ""), 0.0), -1.25)
+        pos[row.stage] = (x_of.get(AUX_ATTACH.get(row.stage, ""), 0.0), -1.25)
     fig = go.Figure()
     half_w, half_h = 0.44, 0.45
     for row in stages.itertuples():
@@ -165,7 +166,7 @@ def stage_diagram(stages: pd.DataFrame) -> go.Figure:
             x=pos[b][0] - half_w, y=0, ax=pos[a][0] + half_w, ay=0, xref="x", yref="y", axref="x", ayref="y",
             showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, text="",
         )
-    for stage, parent in _AUX_PARENT.items():
+    for stage, parent in AUX_ATTACH.items():
         if stage in pos and parent in pos:
             fig.add_annotation(
                 x=pos[stage][0], y=pos[stage][1] + half_h, ax=pos[parent][0], ay=-half_h, xref="x", yref="y",

@@ -31,7 +31,7 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Noi
 from torch import Tensor, nn
 
 from .guard import exclusive
-from .model import BRANCHES, HEADS, GoogLeNet
+from .model import AUX_ATTACH, BRANCHES, HEADS, GoogLeNet
 from .weights import LoadedModel
 
 __all__ = [
@@ -51,8 +51,6 @@ METHODS: dict[str, str] = {
     "saliency": "Saliency",
     "grad_cam": "Grad-CAM (one branch)",
 }
-# The last Inception module each auxiliary head reads; the main head reads all nine.
-_AUX_READS = {"aux1": "inception4a", "aux2": "inception4d"}
 _CLIP_PERCENTILE = 99.0  # a few extreme pixels would otherwise wash out the whole map
 
 Progress = Callable[[float], None]
@@ -222,7 +220,7 @@ def branch_layer(net: GoogLeNet, module: str, branch: str) -> nn.Module:
 def modules_read_by(net: GoogLeNet, head: str) -> list[str]:
     """The Inception modules whose output reaches ``head`` (aux1 stops at 4a, aux2 at 4d)."""
     names = list(net.inception_modules())
-    last = _AUX_READS.get(head, names[-1])
+    last = AUX_ATTACH.get(head, names[-1])
     return names[: names.index(last) + 1]
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from gnet.model import INCEPTION_MODULES, ConvBlock, GoogLeNet, Inception, InceptionAux
+from gnet.model import AUX_ATTACH, INCEPTION_MODULES, ConvBlock, GoogLeNet, Inception, InceptionAux
 
 __all__ = [
     "KINDS",
@@ -274,7 +274,7 @@ def _aux(walk: _Walk, name: str, head: InceptionAux, s: Shape) -> None:
 
 # Where the forward pools between Inception modules and where it branches off an auxiliary head.
 _POOL_BEFORE = {"inception4a": "maxpool3", "inception5a": "maxpool4"}
-_AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}
+_AUX_AFTER = {module: aux for aux, module in AUX_ATTACH.items()}  # module -> the aux head reading it
 
 
 def flops(net: GoogLeNet, input_size: int = 224) -> list[CostRow]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "AUX_ATTACH",
     "BRANCHES",
     "HEADS",
     "INCEPTION_MODULES",
@@ -51,6 +52,8 @@ _INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "inception5b": (832, 384, 192, 384, 48, 128, 128),
 }
 INCEPTION_MODULES: tuple[str, ...] = tuple(_INCEPTION_SPECS)
+# Where each auxiliary classifier reads from (the paper: "on top of the output of the (4a) and (4d) modules").
+AUX_ATTACH: dict[str, str] = {"aux1": "inception4a", "aux2": "inception4d"}
 
 
 class HeadLogits(NamedTuple):

@@ -42,7 +42,7 @@ from gnet.data import (
 from gnet.device import resolve_device
 from gnet.errors import CheckpointError, DatasetError, GNetError
 from gnet.guard import exclusive
-from gnet.model import HEADS, INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
+from gnet.model import AUX_ATTACH, HEADS, INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
 from gnet.samples import class_slug
 from gnet.weights import read_checkpoint
 
@@ -118,7 +118,7 @@ def named_weight_layers(net: GoogLeNet) -> list[tuple[str, nn.Module]]:
             (f"{name}.5x5", b["5x5"][1].conv),
             (f"{name}.pool_proj", b["pool_proj"][1].conv),
         ]
-        aux = {"inception4a": "aux1", "inception4d": "aux2"}.get(name)
+        aux = {module: aux for aux, module in AUX_ATTACH.items()}.get(name)
         if aux:
             head = getattr(net, aux)
             layers += [(f"{aux}.conv", head.conv.conv), (f"{aux}.fc1", head.fc1), (f"{aux}.fc2", head.fc2)]
