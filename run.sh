@@ -10,9 +10,31 @@ shift || true
 venv=.venv
 py="$venv/bin/python"
 
+apt_install() {
+  # Debian packages, as root or through sudo; otherwise say what to install.
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      echo "error: please install these Debian packages (as root): $*" >&2
+      exit 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "warning: apt-get not found; install $* yourself" >&2
+    return 0
+  fi
+  echo "==> installing Debian packages: $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 ensure_venv() {
   # $1: requirements file. Reinstalls only when the file changed since the last install.
-  [ -x "$py" ] || python3 -m venv "$venv"
+  if [ ! -x "$py" ]; then
+    # Debian's python3 lacks venv/ensurepip until python3-venv is installed.
+    python3 -c "import ensurepip, venv" 2>/dev/null || apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
   local stamp="$venv/.installed-$(sha256sum "$1" requirements.txt pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     echo "==> installing Python packages from $1 (first run: torch is large, this takes a few minutes)"
@@ -29,15 +51,7 @@ ensure_apt() {
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
   [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  if command -v apt-get >/dev/null; then
-    echo "==> installing Debian packages: ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "warning: apt-get not found; install ${missing[*]} yourself or the tests that need them will fail" >&2
-  fi
+  apt_install "${missing[@]}"
 }
 
 case "$what" in

@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
-from gnet.gradients import AUX_WEIGHT, LOSSES, layer_gradients
+from gnet.gradients import LOSSES, layer_gradients
 from gnet.model import googlenet
+from gnet.train import head_losses
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -47,9 +47,8 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch_size,), generator=g)
 
     def losses() -> dict[str, torch.Tensor]:
-        out = net(x)
-        per_head = {h: F.cross_entropy(logits, y) for h, logits in zip(("main", "aux1", "aux2"), out)}
-        return {**per_head, "combined": per_head["main"] + AUX_WEIGHT * (per_head["aux1"] + per_head["aux2"])}
+        per_head = head_losses(net(x), y)
+        return {**per_head, "combined": per_head["total"]}
 
     def plain() -> None:
         losses()["combined"].backward()

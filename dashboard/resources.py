@@ -13,6 +13,7 @@ Errors a user can cause come out as :class:`gnet.GNetError`; views show their se
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import threading
 import time
@@ -30,7 +31,7 @@ from PIL import Image
 import gnet
 from gnet.model import HEADS
 from gnet.attributions import Attribution, attribute
-from gnet.flops import to_frame
+from gnet.flops import CostRow, to_frame
 from gnet.gradients import compare_variants
 from gnet.images import image_digest
 from gnet.runs import RecordedRuns, load_runs, read_grad_log
@@ -41,15 +42,19 @@ __all__ = [
     "HEADS",
     "LIVE_MAX_STEPS",
     "AttributionRequest",
+    "Bottleneck",
     "DecodedImage",
     "agreement_matrix",
     "analysis",
     "attribution",
     "batch_predictions",
+    "bottleneck",
+    "bottleneck_cost",
     "checkpoint_file",
     "cost_table",
     "decode_bytes",
     "decode_sample",
+    "describe_preprocessing",
     "device_name",
     "LiveRun",
     "LiveRunRequest",
@@ -93,14 +98,64 @@ def device_name(device: str) -> str:
 
 @st.cache_resource(max_entries=4, show_spinner="Saving the checkpoint...")
 def checkpoint_file(file_id: str, _data: bytes) -> str:
-    """An uploaded checkpoint written to a temporary file named by its content's hash."""
+    """An uploaded checkpoint written to a temporary file named by its content's hash.
+
+    Other sessions (and other app processes) share the folder, so the file is written under a
+    unique name and renamed into place: the hash-named file is always complete, never half written.
+    """
     digest = hashlib.sha256(_data).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "gnet-checkpoints"
     folder.mkdir(exist_ok=True)
     path = folder / f"upload-{digest}.pt"
-    if not path.exists():
-        path.write_bytes(_data)
+    _write_atomically(path, _data)
     return str(path)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it to ``path`` (atomic on one file system)."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def describe_preprocessing(preprocessing: object) -> str:
+    """A model card's preprocessing in words.
+
+    ImageNet cards carry a sentence (kept as it is); cards written by ``gnet.train`` carry a
+    dict (grayscale, resize, mean, std, channels, invert), which becomes a short list.
+    """
+    if not isinstance(preprocessing, dict):
+        return str(preprocessing)
+    pre = dict(preprocessing)
+    parts = []
+    if pre.pop("grayscale", False):
+        parts.append("grayscale")
+    if "resize" in pre:
+        parts.append(f"resize {pre.pop('resize')}")
+    if "mean" in pre or "std" in pre:
+        parts.append(f"mean {_channel_values(pre.pop('mean', []))} / std {_channel_values(pre.pop('std', []))}")
+    if "channels" in pre:
+        parts.append(f"channels: {pre.pop('channels')}")
+    invert = pre.pop("invert", None)
+    parts.extend(f"{key}: {value}" for key, value in pre.items())
+    if invert not in (None, False, "none"):
+        parts.append(f"invert {invert}")
+    return ", ".join(parts) or "none recorded"
+
+
+def _channel_values(values: object) -> str:
+    """Per-channel numbers, written once when every channel has the same one."""
+    numbers = [float(v) for v in values] if isinstance(values, (list, tuple)) else [float(values)]
+    if not numbers:
+        return "?"
+    if len(set(numbers)) == 1:
+        return f"{numbers[0]:.3g}"
+    return "(" + ", ".join(f"{v:.3g}" for v in numbers) + ")"
 
 
 # ---------------------------------------------------------------- images
@@ -119,9 +174,13 @@ def samples() -> list[Sample]:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def decode_bytes(data: bytes) -> DecodedImage:
-    """Uploaded or camera bytes -> RGB image and digest (raises gnet.ImageError)."""
-    image = gnet.load_image(data)
+def decode_bytes(file_id: str, _data: bytes) -> DecodedImage:
+    """Uploaded or camera bytes -> RGB image and digest (raises gnet.ImageError).
+
+    Keyed by the upload's ``file_id`` (a fresh UUID per uploaded file or photo), so a rerun
+    does not hash the whole file again.
+    """
+    image = gnet.load_image(_data)
     return DecodedImage(image, image_digest(image))
 
 
@@ -212,6 +271,53 @@ def cost_table(weights: str, device: str, input_size: int) -> pd.DataFrame:
     frame["out_shape"] = frame["out_shape"].map(lambda s: " x ".join(map(str, s)))
     frame.insert(0, "depth", range(len(frame)))
     return frame
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """What the 1x1 reduction saves in one Inception module's 5x5 branch (multiply-adds, one image)."""
+
+    module: str
+    kernel: int  # the branch's kxk kernel: 5 in the paper, 3 in torchvision (pytorch/vision#906)
+    in_channels: int  # the module's input channels
+    reduce_channels: int  # the 1x1 reduction's output channels
+    out_channels: int  # the branch's output channels
+    height: int
+    width: int
+    reduce_macs: int  # the 1x1 reduction
+    conv_macs: int  # the kxk convolution on the reduced channels
+    direct_macs: int  # a kxk convolution straight from in_channels to out_channels, no bottleneck
+
+    @property
+    def ratio(self) -> float:
+        """How many times cheaper the branch is with its bottleneck than without."""
+        return self.direct_macs / (self.reduce_macs + self.conv_macs)
+
+
+def bottleneck_cost(rows: list[CostRow], kernel: int, module: str = "inception3a") -> Bottleneck:
+    """The 5x5 branch of ``module`` with and without its 1x1 reduction, from :func:`gnet.flops` rows.
+
+    The kxk convolution keeps its input's height and width (it is padded), so both versions
+    produce the same map; a 1x1 convolution costs in x out x H x W, which gives the module's
+    input channels from the reduction's row.
+    """
+    by_name = {row.name: row for row in rows}
+    reduce, conv = by_name[f"{module}.5x5.reduce"], by_name[f"{module}.5x5.conv"]
+    reduced, height, width = reduce.out_shape
+    out_channels = conv.out_shape[0]
+    in_channels = reduce.macs // (reduced * height * width)
+    return Bottleneck(
+        module=module, kernel=kernel, in_channels=in_channels, reduce_channels=reduced, out_channels=out_channels,
+        height=height, width=width, reduce_macs=reduce.macs, conv_macs=conv.macs,
+        direct_macs=kernel * kernel * in_channels * out_channels * height * width,
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def bottleneck(weights: str, device: str, input_size: int) -> Bottleneck:
+    """:func:`bottleneck_cost` of inception3a in the loaded network, for one ``input_size`` px image."""
+    net = model(weights, device).net
+    return bottleneck_cost(gnet.flops(net, input_size), net.config.branch5x5_kernel)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

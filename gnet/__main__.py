@@ -30,6 +30,13 @@ def _device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="an image file (jpg, png, webp, bmp, gif, tiff)")
     _weights_arg(p)
     _device_arg(p)
-    p.add_argument("--top", type=int, default=5, help="predictions per head (default 5)")
+    p.add_argument("--top", type=_positive_int, default=5, help="predictions per head (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_analyze)
 

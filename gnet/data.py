@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from gnet.errors import DatasetError
+from gnet.errors import DatasetError, ImageError
+from gnet.images import load_image
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -111,23 +112,36 @@ def load_fashion_mnist(split: Literal["train", "test"], root: Path | str | None 
 def load_image_folder(root: Path | str, input_size: int) -> tuple[Tensor, Tensor, list[str]]:
     """A torchvision ImageFolder tree (``root/<class>/<image>``) as grayscale uint8 N x S x S.
 
-    Images are resized to ``input_size`` once, on load, so training reads them from memory.
+    Images are decoded by :func:`gnet.images.load_image` (EXIF orientation, any colour mode,
+    the pixel cap) and brought to ``input_size`` with the geometry inference uses
+    (:class:`gnet.preprocess.GrayscalePreprocess`): shorter side resized, then centre-cropped.
+    That happens once, on load, so training reads the images from memory.
     """
     from torchvision.datasets import ImageFolder
 
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist; give a folder with one subfolder per class.")
-    transform = v2.Compose([v2.Grayscale(), v2.Resize((input_size, input_size)), v2.PILToTensor()])
+    transform = v2.Compose([
+        v2.Grayscale(), v2.Resize(input_size, antialias=True), v2.CenterCrop(input_size), v2.PILToTensor(),
+    ])
     try:
-        folder = ImageFolder(str(root), transform=transform)
+        folder = ImageFolder(str(root), transform=transform, loader=load_image)
     except FileNotFoundError as e:
         raise DatasetError(f"{root} has no class subfolders with images in them ({e}).") from e
     if len(folder) == 0:
         raise DatasetError(f"{root} has no images; put them in one subfolder per class.")
-    images = torch.stack([folder[i][0][0] for i in range(len(folder))])
+    images = torch.stack([_folder_image(folder, i) for i in range(len(folder))])
     labels = torch.tensor(folder.targets, dtype=torch.int64)
     return images, labels, list(folder.classes)
+
+
+def _folder_image(folder: Dataset, index: int) -> Tensor:
+    """Image ``index`` of an ImageFolder as uint8 S x S; an undecodable file becomes a DatasetError naming it."""
+    try:
+        return folder[index][0][0]
+    except ImageError as e:
+        raise DatasetError(f"{str(e).rstrip('.')}; fix or remove it to train on this folder.") from e
 
 
 class GrayImageDataset(Dataset):

@@ -40,7 +40,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -48,10 +47,10 @@ from .errors import DatasetError, GNetError, ImageError
 from .guard import exclusive
 from .model import HEADS, INIT_SCHEMES, GoogLeNet, googlenet
 from .probe import capture
-from .train import named_weight_layers
+from .train import AUX_WEIGHT, MIN_INPUT_SIZE, batch_statistics_defined, head_losses, named_weight_layers
 
 __all__ = [
-    "AUX_WEIGHT",
+    "AUX_WEIGHT",  # defined in gnet.train, re-exported for the gradient views
     "LOSSES",
     "QUANTITIES",
     "GradientResult",
@@ -63,7 +62,6 @@ __all__ = [
     "run_cli",
 ]
 
-AUX_WEIGHT = 0.3  # the paper's weight of each auxiliary loss (section 5)
 LOSSES: tuple[str, ...] = ("main", "aux1", "aux2", "combined")
 QUANTITIES: tuple[str, ...] = ("weight", "activation")
 PAPER_KERNEL = 5  # the fresh variants use the paper's 5x5 kernel, not torchvision's 3 (pytorch/vision#906)
@@ -225,12 +223,12 @@ def layer_gradients(
         if missing:
             raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
         y = out.main.detach().argmax(1) if targets is None else targets.to(device)
-        losses = {head: F.cross_entropy(logits, y) for head, logits in zip(HEADS, out)}
+        losses = head_losses(out, y)
         names = [name for name, _ in layers]
         tensors = [m.weight for _, m in layers] + [outputs[name] for name in names]
         norms = _norms_per_loss(losses, tensors)
-    loss_values = {head: float(v.detach()) for head, v in losses.items()}
-    loss_values["combined"] = loss_values["main"] + AUX_WEIGHT * (loss_values["aux1"] + loss_values["aux2"])
+    loss_values = {head: float(losses[head].detach()) for head in HEADS}
+    loss_values["combined"] = float(losses["total"].detach())
     variant = {
         "config": net.config.to_dict(),
         "mode": "training" if training else "eval",
@@ -343,8 +341,10 @@ def _fresh_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image
     from .data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
     from .preprocess import GrayscalePreprocess
 
-    if args.input_size < 32:
-        raise GNetError(f"--input-size {args.input_size} is too small: GoogLeNet needs at least 32 pixels.")
+    if args.input_size < MIN_INPUT_SIZE:
+        raise GNetError(
+            f"--input-size {args.input_size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels."
+        )
     init = args.init or "trunc_normal"
     net = googlenet(num_classes=len(FASHION_MNIST_CLASSES), batch_norm=args.batch_norm,
                     branch5x5_kernel=PAPER_KERNEL, init=init, seed=args.seed)
@@ -429,6 +429,13 @@ def _print_comparison(frame: pd.DataFrame) -> None:
         print(f"{variant:<9}{init:<14}{r.median():>11.3g}x")
 
 
+def _check_batch_statistics(x: Tensor, *, batch_norm: bool, training: bool) -> None:
+    """Refuse an input on which batch norm in training mode would see one value per channel."""
+    if batch_norm and training and not batch_statistics_defined(x.shape[0], min(x.shape[-2:])):
+        raise GNetError("Batch norm in training mode needs more than one value per channel: "
+                        "use --eval-mode, a larger input, or no IMAGE (a batch of test images).")
+
+
 def _run_comparison(args: argparse.Namespace) -> None:
     if not args.batch_norm:
         raise GNetError("--compare runs the nets with and without batch norm itself: drop --no-batch-norm.")
@@ -438,6 +445,7 @@ def _run_comparison(args: argparse.Namespace) -> None:
     else:
         _, transform, _, classes = _fresh_variant(args)
     x, y, _ = _input_batch(args, transform, classes)
+    _check_batch_statistics(x, batch_norm=True, training=not args.eval_mode)  # the "bn" variants always run
     inits = (args.init,) if args.init else INIT_SCHEMES
     frame = compare_variants(x, y, loaded_net=loaded_net, inits=inits, seed=args.seed,
                              num_classes=len(classes), training=not args.eval_mode)
@@ -462,9 +470,7 @@ def run_cli(args: argparse.Namespace) -> int:
         )
     net, transform, about, classes = _fresh_variant(args) if fresh else _loaded_variant(args)
     x, y, described = _input_batch(args, transform, classes)
-    if net.config.batch_norm and not args.eval_mode and x.shape[0] == 1 and x.shape[-1] < 64:
-        raise GNetError("Batch norm in training mode needs more than one value per channel: "
-                        "use --eval-mode, a larger input, or no IMAGE (a batch of test images).")
+    _check_batch_statistics(x, batch_norm=net.config.batch_norm, training=not args.eval_mode)
     result = layer_gradients(net, x, y, training=not args.eval_mode, seed=args.seed)
     result = replace(result, variant={**about, "input": described, **result.variant})
     if args.json:

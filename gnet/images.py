@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import struct
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,18 +119,14 @@ def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
 def _decode_errors_as_image_error(label: str) -> Iterator[None]:
     """Turn every PIL decoding failure inside the block into an ImageError naming ``label``."""
     try:
-        # PIL warns (rather than raises) between ~89 and ~179 MP; treat both as refusals.
-        # The filter change is process-wide for the duration of the block.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
+        yield
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(
             f"{_capitalized(label)} is not an image PIL can decode ({_EXTENSIONS_TEXT}): cannot identify image file."
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(
             f"{_capitalized(label)} is too large to decode safely ({_first_line(exc)}); downscale it first."
         ) from exc
@@ -144,6 +139,11 @@ def _decode_errors_as_image_error(label: str) -> Iterator[None]:
 def _decode(img: Image.Image, label: str, max_pixels: int) -> Image.Image:
     """Check the size, decode the first frame, apply EXIF orientation, convert to RGB."""
     width, height = img.size
+    # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse there too. (Turning the
+    # warning into an error with warnings.catch_warnings would change process-wide state that
+    # other threads share.)
+    if Image.MAX_IMAGE_PIXELS:
+        max_pixels = min(max_pixels, Image.MAX_IMAGE_PIXELS)
     if width * height > max_pixels:
         raise ImageError(
             f"{_capitalized(label)} is {width}x{height} ({width * height / 1e6:.1f} megapixels), "

@@ -86,7 +86,7 @@ class GoogLeNetConfig:
 class GoogLeNet(nn.Module):
     """GoogLeNet whose forward returns :class:`HeadLogits` (main, aux1, aux2) in any mode."""
 
-    def __init__(self, config: GoogLeNetConfig = GoogLeNetConfig()) -> None:
+    def __init__(self, config: GoogLeNetConfig = GoogLeNetConfig(), *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if config.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES}, got {config.init!r}")
@@ -124,29 +124,32 @@ class GoogLeNet(nn.Module):
         dropout = config.dropout if config.dropout is not None else (0.2 if bn else 0.4)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, config.num_classes)
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
     def _inception(self, name: str) -> Inception:
         return Inception(
             *_INCEPTION_SPECS[name], batch_norm=self.config.batch_norm, branch5x5_kernel=self.config.branch5x5_kernel
         )
 
-    def reset_parameters(self) -> None:
-        """Initialise every convolution and linear layer with the configured scheme."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Initialise every convolution and linear layer with the configured scheme.
+
+        ``generator`` (else the global RNG) draws every weight, so a seeded generator gives
+        the same net whatever other threads do with the global RNG.
+        """
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 if self.config.init == "trunc_normal":
                     # torchvision's bounds a=-2, b=2 are absolute, i.e. 200 std: effectively untruncated.
-                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2, generator=generator)
                 elif self.config.init == "xavier":
-                    nn.init.xavier_uniform_(m.weight)
+                    nn.init.xavier_uniform_(m.weight, generator=generator)
                 else:
-                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+                m.reset_parameters()  # weight 1, bias 0, running mean 0 / var 1
 
     def inception_modules(self) -> dict[str, Inception]:
         """The nine Inception modules, in depth order."""
@@ -308,6 +311,10 @@ def googlenet(
     )
     if seed is None:
         return GoogLeNet(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return GoogLeNet(config)
+    # Built on the meta device, so the layers' default initialisation draws nothing from the
+    # global RNG (other threads may be using it); then every weight comes from our generator.
+    with torch.device("meta"):
+        net = GoogLeNet(config)
+    net.to_empty(device="cpu")
+    net.reset_parameters(torch.Generator().manual_seed(seed))
+    return net

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import platform
 import shlex
@@ -47,12 +48,16 @@ from gnet.samples import class_slug
 from gnet.weights import read_checkpoint
 
 __all__ = [
+    "AUX_WEIGHT",
+    "MIN_INPUT_SIZE",
     "TrainConfig",
+    "batch_statistics_defined",
     "configure_parser",
     "evaluate",
     "export_bundled",
     "export_samples",
     "hardware",
+    "head_losses",
     "load_training_checkpoint",
     "main",
     "named_weight_layers",
@@ -64,6 +69,13 @@ CHECKPOINT_FORMAT = "gnet-checkpoint"
 CHECKPOINT_VERSION = 1
 GRAD_LOG_VERSION = 1
 BUNDLED_NAME = "fashion_mnist_googlenet"
+AUX_WEIGHT = 0.3  # the paper's weight of each auxiliary loss (section 5)
+# Below ~15 px a pooling layer's output is empty; 32 px leaves inception5b a 1x1 map, as the
+# paper's 224 px leaves it 7x7 (an overall stride of 32).
+MIN_INPUT_SIZE = 32
+# Below 47 px inception5b's map is 1x1 (stride-2 convolution and ceil-mode pools), so batch norm
+# in training mode sees one value per channel for a lone image; pinned by tests/gnet/test_train.py.
+_SINGLE_IMAGE_MIN_SIZE = 47
 _EVAL_BATCH = 256
 OnStep = Callable[[int, int], "bool | None"]  # (step, total_steps) -> False to stop
 # Fields that shape the optimisation trajectory: a resumed run must agree on all of them.
@@ -86,7 +98,7 @@ class TrainConfig:
     momentum: float = 0.9  # Nesterov momentum, as is standard for SGD on convnets
     weight_decay: float = 5e-4  # usual for GoogLeNet-sized nets on small data sets
     seed: int = 0  # initialisation, shuffling, augmentation and dropout all derive from it
-    aux_weight: float = 0.3  # the paper's weight of each auxiliary loss
+    aux_weight: float = AUX_WEIGHT  # the paper's weight of each auxiliary loss
     aux: bool = True  # False: loss = main head only (aux heads still evaluated, for comparison)
     batch_norm: bool = True  # torchvision's layout; False gives the paper's net (LRN, no batch norm)
     branch5x5_kernel: int = 3  # torchvision's 3 (pytorch/vision#906) or the paper's 5
@@ -98,6 +110,54 @@ class TrainConfig:
     device: str | None = None  # None/"auto": CUDA, then MPS, then CPU (see gnet.device)
     eval_limit: int | None = None  # evaluate on only the first N test images, for tests
     command: str = ""  # how the run was launched, recorded in the model card
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`GNetError` (:class:`DatasetError` for ``data``) for the first setting a run cannot use.
+
+        Called on construction and again by :func:`train`, since fields may be reassigned.
+        """
+        if self.data != "fashion-mnist" and not Path(self.data).is_dir():
+            raise DatasetError(
+                f"image folder {self.data!r} does not exist; give 'fashion-mnist' or a folder with one subfolder "
+                "per class."
+            )
+        checks = [
+            (self.input_size >= MIN_INPUT_SIZE,
+             f"--input-size {self.input_size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels."),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
+            (self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}."),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
+            (not self.batch_norm or batch_statistics_defined(self.batch_size, self.input_size),
+             "Batch norm needs more than one value per channel: use --batch-size 2 or more, "
+             f"--input-size {_SINGLE_IMAGE_MIN_SIZE} or more, or --no-batch-norm."),
+            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}."),
+            (0 < self.momentum < 1, f"--momentum must lie strictly between 0 and 1 (Nesterov), got {self.momentum}."),
+            (0 <= self.weight_decay < math.inf, f"--weight-decay must be 0 or more, got {self.weight_decay}."),
+            (0 <= self.aux_weight < math.inf, f"--aux-weight must be 0 or more, got {self.aux_weight}."),
+            (self.branch5x5_kernel in (3, 5), f"--branch5x5-kernel must be 3 or 5, got {self.branch5x5_kernel}."),
+            (self.init in INIT_SCHEMES, f"--init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}."),
+            (self.grad_log_every >= 0, f"--grad-log-every must be 0 (off) or more, got {self.grad_log_every}."),
+            (self.checkpoint_every >= 0,
+             f"--checkpoint-every must be 0 (epoch ends only) or more, got {self.checkpoint_every}."),
+            (self.num_threads is None or self.num_threads >= 1,
+             f"--num-threads must be at least 1, got {self.num_threads}."),
+            (self.eval_limit is None or self.eval_limit >= 1,
+             f"--eval-limit must be at least 1, got {self.eval_limit}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GNetError(message)
+
+
+def batch_statistics_defined(batch_size: int, input_size: int) -> bool:
+    """Whether batch norm in training mode sees more than one value per channel in every layer.
+
+    A batch of two is always enough; a single image needs inception5b's map to be larger than 1x1.
+    """
+    return batch_size > 1 or input_size >= _SINGLE_IMAGE_MIN_SIZE
 
 
 def named_weight_layers(net: GoogLeNet) -> list[tuple[str, nn.Module]]:
@@ -221,12 +281,16 @@ def _card(cfg: TrainConfig, classes: list[str]) -> dict:
 # Training
 
 
-def _losses(out: HeadLogits, y: Tensor, cfg: TrainConfig) -> dict[str, Tensor]:
-    """Cross-entropy per head and the total the optimizer minimises."""
+def head_losses(out: HeadLogits, y: Tensor, *, aux_weight: float = AUX_WEIGHT, aux: bool = True) -> dict[str, Tensor]:
+    """Batch-mean cross-entropy of each head ("main", "aux1", "aux2") and the "total" trained on.
+
+    total = main + ``aux_weight`` x (aux1 + aux2), the paper's loss (section 5); with
+    ``aux=False`` it is the main loss alone.
+    """
     losses = {head: F.cross_entropy(logits, y) for head, logits in zip(HEADS, out)}
     total = losses["main"]
-    if cfg.aux:
-        total = total + cfg.aux_weight * (losses["aux1"] + losses["aux2"])
+    if aux:
+        total = total + aux_weight * (losses["aux1"] + losses["aux2"])
     losses["total"] = total
     return losses
 
@@ -246,14 +310,27 @@ def _grad_log_line(step: int, losses: dict[str, Tensor], layers: list[tuple[str,
     return json.dumps({"v": GRAD_LOG_VERSION, "step": step, "loss": loss, "grad_norm": norms})
 
 
+def _logged_step(line: str) -> int | None:
+    """The step of a gradient-log line, or None for a line that is not a complete entry."""
+    try:
+        step = json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
 def _trim_grad_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step``: a resumed run may have logged beyond its checkpoint, a fresh one starts empty."""
+    """Drop log lines past ``step``: a resumed run may have logged beyond its checkpoint, a fresh one starts empty.
+
+    Lines that do not parse go too: a run killed while writing leaves half a line at the end.
+    """
     if not path.exists():
         return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
-    if len(kept) != len(lines):
-        path.write_text("".join(kept))
+    text = path.read_text()
+    kept = [line for line in text.splitlines() if (logged := _logged_step(line)) is not None and logged <= step]
+    trimmed = "".join(line + "\n" for line in kept)
+    if trimmed != text:
+        path.write_text(trimmed)
 
 
 @torch.no_grad()
@@ -293,6 +370,7 @@ def train(
     ``on_step(step, total_steps)`` is called after every optimizer step (the gradient log is
     flushed by then); returning False stops the run the same way as ``stop_at``.
     """
+    cfg.validate()
     previous_threads = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -358,7 +436,7 @@ class _Run:
         """One SGD step on (x, y), logging the gradients first when the step number says so."""
         torch.manual_seed(_seed_of(self.cfg.seed, "dropout", self.step))
         out = self.net(x)
-        losses = _losses(out, y, self.cfg)
+        losses = head_losses(out, y, aux_weight=self.cfg.aux_weight, aux=self.cfg.aux)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         self.step += 1
@@ -404,8 +482,6 @@ def _run_epoch(
 def _train(
     cfg: TrainConfig, *, resume: Path | None, stop_at: int | None, progress: bool, on_step: OnStep | None
 ) -> dict:
-    if cfg.init not in INIT_SCHEMES:
-        raise ValueError(f"init must be one of {INIT_SCHEMES}, got {cfg.init!r}")
     train_set, eval_set, classes, eval_split = _datasets(cfg)
     steps_per_epoch = len(train_set) // cfg.batch_size  # drop the last partial batch: batch norm needs > 1 image
     if steps_per_epoch == 0:
@@ -461,7 +537,7 @@ def export_bundled(
     torch.save(state, weights_path)
     tc = ckpt["train_config"]
     card = {
-        "name": "GoogLeNet on Fashion-MNIST",
+        "name": f"GoogLeNet on {_dataset_title(tc['data'])}",
         "source": "bundled",
         **ckpt["card"],
         "config": ckpt["config"],
@@ -474,6 +550,13 @@ def export_bundled(
     card_path = assets_dir / f"{BUNDLED_NAME}.json"
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return weights_path, card_path
+
+
+def _dataset_title(data: str) -> str:
+    """How a model card names the training data: "Fashion-MNIST" or the image folder's name."""
+    if data == "fashion-mnist":
+        return "Fashion-MNIST"
+    return Path(os.path.abspath(data)).name or data  # abspath: "." and "runs/imgs/" have names too
 
 
 _SAMPLES_LICENSE = """\

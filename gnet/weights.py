@@ -198,15 +198,12 @@ def load_checkpoint(path: str | os.PathLike, *, config: GoogLeNetConfig | None =
     obj = read_checkpoint(path)
     sd = _state_dict_of(obj, path)
     meta = dict(obj) if isinstance(obj, Mapping) and "state_dict" in obj else {}
-    if config is None:
-        if isinstance(meta.get("config"), Mapping):
-            try:
-                config = GoogLeNetConfig(**meta["config"])
-            except TypeError as e:
-                raise CheckpointError(f"{str(path)!r} has a 'config' this version does not understand ({e}).") from None
-        else:
-            config = _infer_config(sd, path)
-    net = GoogLeNet(config)
+    try:
+        if config is None:
+            config = GoogLeNetConfig(**meta["config"]) if isinstance(meta.get("config"), Mapping) else None
+        net = GoogLeNet(config or _infer_config(sd, path))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{str(path)!r} has a 'config' this version does not understand ({e}).") from None
     aux_missing = _check_keys(net, sd, path)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=not aux_missing)
     meta["aux_heads_missing"] = bool(aux_missing)
@@ -269,6 +266,25 @@ def _grayscale_transform(card: Mapping[str, Any]) -> GrayscalePreprocess:
     return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]), invert=invert)
 
 
+def _check_card(card: Mapping[str, Any], num_classes: int, path: Path) -> None:
+    """Raise CheckpointError listing what makes a training card unusable with its net."""
+    problems = []
+    classes = card.get("classes")
+    if not isinstance(classes, list) or len(classes) != num_classes:
+        got = len(classes) if isinstance(classes, list) else "no"
+        problems.append(f"{got} class names for a {num_classes}-class head")
+    size = card.get("input_size")
+    if not isinstance(size, int) or size < 32:
+        problems.append(f"input_size {size!r} (an integer >= 32 is needed)")
+    pre = card.get("preprocessing")
+    for key in ("mean", "std"):
+        values = pre.get(key) if isinstance(pre, Mapping) else None
+        if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+            problems.append(f"no preprocessing {key}")
+    if problems:
+        raise CheckpointError(f"{str(path)!r} has a model card that does not fit its weights: {'; '.join(problems)}.")
+
+
 def _card_from_training(card: Mapping[str, Any], source: str) -> ModelCard:
     pre = card.get("preprocessing", {})
     known = {"name", "source", "classes", "num_classes", "input_size", "heads_trained", "accuracy", "notes"}
@@ -291,8 +307,13 @@ def _load_bundled() -> tuple[GoogLeNet, ModelCard, Callable]:
             f"The bundled checkpoint is absent ({BUNDLED_WEIGHTS.name} and {BUNDLED_CARD.name} in {ASSETS_DIR}): "
             "train one with `python -m gnet train --export-bundled assets/` or use --weights random."
         )
-    card = json.loads(BUNDLED_CARD.read_text())
-    net, _ = load_checkpoint(BUNDLED_WEIGHTS, config=GoogLeNetConfig(**card["config"]))
+    try:
+        card = json.loads(BUNDLED_CARD.read_text())
+        config = GoogLeNetConfig(**card["config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"The bundled model card {BUNDLED_CARD} is unreadable ({e}): restore it from git.") from None
+    net, _ = load_checkpoint(BUNDLED_WEIGHTS, config=config)
+    _check_card(card, config.num_classes, BUNDLED_CARD)
     return net, _card_from_training(card, f"bundled ({BUNDLED_WEIGHTS.name})"), _grayscale_transform(card)
 
 
@@ -313,7 +334,8 @@ def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
     net, meta = load_checkpoint(path)
     n = net.config.num_classes
     card = meta.get("card")
-    if isinstance(card, Mapping) and "classes" in card and "input_size" in card:
+    if isinstance(card, Mapping):
+        _check_card(card, n, Path(path))
         model_card = _card_from_training(card, f"file {path}")
         if meta["aux_heads_missing"]:
             model_card = replace(model_card, heads_trained={**model_card.heads_trained, "aux1": False, "aux2": False})

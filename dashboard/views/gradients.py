@@ -118,9 +118,9 @@ def _at_initialisation(sel: Selection, runs: RecordedRuns | None) -> None:
             return
         frame = runs.comparison
         st.caption(
-            "Input: the first 8 Fashion-MNIST test images at 64 x 64 with their true labels. Fresh nets with 10 "
-            "classes and the paper's 5x5 kernels, weights seeded 0, in training mode (batch statistics, dropout "
-            "with seed 0)."
+            "Input, as assets/runs/README.md records it: the first 8 Fashion-MNIST test images at 64x64 with "
+            "their true labels; nets in training mode (batch statistics, dropout with seed 0), seed 0 for the "
+            "weights; both variants with the paper's 5x5 kernel."
         )
         if "loaded" in variants:
             st.info("The loaded model is measured on the sidebar's image only: choose that input to see it.")
@@ -310,7 +310,8 @@ def _live_training() -> None:
         request = resources.LiveRunRequest(batch_norm=batch_norm, aux=aux, init=init, steps=int(steps))
         st.caption(
             f"Fashion-MNIST, batch {request.batch_size}, {request.input_size} px, the paper's 5x5 kernels, seed 0, "
-            f"one CPU thread; the gradient norms are logged every {resources.LIVE_LOG_EVERY} steps and the finished "
+            "on as many torch threads as the app already uses (the setting is process-wide, so a live run leaves "
+            f"it alone); the gradient norms are logged every {resources.LIVE_LOG_EVERY} steps and the finished "
             f"net is tested on {resources.LIVE_EVAL_IMAGES} test images. A step takes a fraction of a second."
         )
         start = st.form_submit_button("Train", type="primary", key=Keys.LIVE_START, icon=":material/play_arrow:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+import gnet
 from dashboard import charts, resources
 from dashboard.state import Selection
 from dashboard.views.common import chart, download_json, need_analysis, untrained_warning
@@ -24,7 +25,7 @@ def render(sel: Selection) -> None:
         st.image(result.image, caption="What the network sees", width="stretch", clamp=True)
         st.caption(
             f"After preprocessing: {result.image.shape[1]} x {result.image.shape[0]} px, "
-            f"{loaded.card.details.get('preprocessing', 'normalised as the weights expect')}."
+            f"{_preprocessing(loaded)}."
         )
     with right:
         tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
@@ -40,7 +41,7 @@ def render(sel: Selection) -> None:
         f"Each block's output (H x W x C) and FLOPs for one {loaded.card.input_size} px image, computed from the "
         "loaded network. Look at how fast the stem shrinks the image, and where the two auxiliary heads branch off.",
     )
-    _explanations(stages, loaded)
+    _explanations(stages, loaded, resources.bottleneck(sel.weights, sel.device, loaded.card.input_size))
     st.caption(
         f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
         f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
@@ -48,10 +49,16 @@ def render(sel: Selection) -> None:
     download_json(result.to_json(), "Analysis (JSON)", "analysis.json")
 
 
-def _explanations(stages, loaded) -> None:
+def _preprocessing(loaded: gnet.LoadedModel) -> str:
+    """The card's preprocessing in words, or what is assumed when the card does not say."""
+    if "preprocessing" not in loaded.card.details:
+        return "normalised as the weights expect"
+    return resources.describe_preprocessing(loaded.card.details["preprocessing"])
+
+
+def _explanations(stages, loaded, saving: resources.Bottleneck) -> None:
     """Why each part is there, with this network's own numbers."""
     num_classes, input_size = len(loaded.classes), loaded.card.input_size
-    reduce = loaded.net.inception3a.branches["5x5"][0].conv
     by_stage = stages.set_index("stage")
     stem_out = by_stage.loc["stem", "out_shape"].split(" x ")
     last = by_stage.loc["inception5b", "out_shape"].split(" x ")
@@ -64,13 +71,7 @@ def _explanations(stages, loaded) -> None:
             f"take the {input_size} x {input_size} image down to {stem_out[1]} x {stem_out[2]} before the first "
             "Inception module, so the expensive multi-branch modules work on small maps."
         )
-        st.markdown(
-            "**1x1 bottlenecks.** Inside each Inception module, a 1x1 convolution first reduces the channels "
-            "before the 3x3 and '5x5' convolutions (and projects the pooling branch). In inception3a the '5x5' "
-            f"convolution reads {reduce.out_channels} channels instead of the module's {reduce.in_channels}: "
-            f"{reduce.in_channels // reduce.out_channels}x fewer multiply-adds than without the bottleneck "
-            "(see the Cost page)."
-        )
+        st.markdown(_bottleneck_text(saving))
     with two:
         st.markdown(
             f"**Global average pooling instead of large fully connected layers.** The last module's "
@@ -82,3 +83,24 @@ def _explanations(stages, loaded) -> None:
             "(weight 0.3) during training, to push useful gradient into the middle of a deep network. "
             "At test time the paper drops them; here they are kept so you can compare them (Heads page)."
         )
+
+
+def _bottleneck_text(saving: resources.Bottleneck) -> str:
+    """The 1x1 reduction's saving in inception3a's '5x5' branch, counted with the reduction's own cost."""
+    k = saving.kernel
+    torchvision = "; torchvision's is 3x3, pytorch/vision#906" if k == 3 else ""
+    kernel = "the paper's 5x5 kernel" if k == 5 else f"a {k}x{k} kernel (the paper's is 5x5{torchvision})"
+    return (
+        "**1x1 bottlenecks.** Inside each Inception module, a 1x1 convolution first reduces the channels "
+        "before the 3x3 and '5x5' convolutions (and projects the pooling branch). This network's '5x5' branch "
+        f"uses {kernel}. In {saving.module}, on {saving.height} x {saving.width} maps, a {k}x{k} "
+        f"convolution straight from the module's {saving.in_channels} channels to {saving.out_channels} would take "
+        f"{_millions(saving.direct_macs)} multiply-adds; reducing to {saving.reduce_channels} channels first takes "
+        f"{_millions(saving.reduce_macs)} for the 1x1 plus {_millions(saving.conv_macs)} for the {k}x{k}: "
+        f"**{saving.ratio:.1f}x fewer** in all, not the {saving.in_channels / saving.reduce_channels:.0f}x the channel "
+        "counts alone suggest (see the Cost page)."
+    )
+
+
+def _millions(macs: int) -> str:
+    return f"{macs / 1e6:.1f} M" if macs >= 1e6 else f"{macs / 1e3:.0f} k"

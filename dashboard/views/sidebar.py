@@ -47,7 +47,7 @@ def _image() -> dict:
                 upload = st.camera_input("Take a photo", key=Keys.CAMERA)
             if upload is None:
                 return {}
-            decoded = resources.decode_bytes(upload.getvalue())
+            decoded = resources.decode_bytes(upload.file_id, upload.getvalue())
             name, sample = upload.name, None
     except gnet.GNetError as e:
         return {"image_error": str(e)}

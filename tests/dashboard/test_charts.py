@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
 
 from dashboard import charts, resources
 from gnet.flops import flops, to_frame
@@ -164,3 +172,75 @@ def test_loss_curves_one_panel_per_head_one_colour_per_run():
     assert len(fig.data) == 8
     assert [a.text for a in fig.layout.annotations] == ["main", "aux1", "aux2", "total"]
     assert sum(bool(t.showlegend) for t in fig.data) == 2
+
+
+@pytest.mark.parametrize(
+    ("kernel", "direct", "with_bottleneck", "ratio"),
+    [
+        # inception3a at 224 px: 192 channels in, 16 after the 1x1 reduce, 32 out, 28 x 28 maps.
+        (5, 25 * 192 * 32 * 28 * 28, 192 * 16 * 28 * 28 + 25 * 16 * 32 * 28 * 28, 9.68),
+        (3, 9 * 192 * 32 * 28 * 28, 192 * 16 * 28 * 28 + 9 * 16 * 32 * 28 * 28, 7.2),
+    ],
+)
+def test_bottleneck_cost_counts_the_reduction_too(kernel, direct, with_bottleneck, ratio):
+    saving = resources.bottleneck_cost(flops(googlenet(branch5x5_kernel=kernel), 224), kernel)
+    assert (saving.in_channels, saving.reduce_channels, saving.out_channels) == (192, 16, 32)
+    assert (saving.height, saving.width) == (28, 28)
+    assert saving.direct_macs == direct and saving.reduce_macs + saving.conv_macs == with_bottleneck
+    assert saving.ratio == pytest.approx(ratio, abs=0.01)
+    assert saving.ratio < saving.in_channels / saving.reduce_channels  # not the 12x of the channel counts
+
+
+def test_bottleneck_ratio_does_not_depend_on_the_input_size():
+    small = resources.bottleneck_cost(flops(googlenet(branch5x5_kernel=5), 64), 5)
+    assert (small.height, small.width) == (8, 8) and small.ratio == pytest.approx(300 / 31)
+
+
+def test_preprocessing_in_words():
+    trained = {
+        "grayscale": True, "resize": 64, "mean": [0.286] * 3, "std": [0.353] * 3,
+        "channels": "gray repeated to 3", "invert": "auto: photos whose border is lighter are inverted",
+    }
+    text = resources.describe_preprocessing(trained)
+    assert text == (
+        "grayscale, resize 64, mean 0.286 / std 0.353, channels: gray repeated to 3, "
+        "invert auto: photos whose border is lighter are inverted"
+    )
+    assert resources.describe_preprocessing({"mean": [0.5, 0.4, 0.3], "std": [0.2], "invert": "none"}) == (
+        "mean (0.5, 0.4, 0.3) / std 0.2"
+    )
+    imagenet = "resize 256, centre crop 224, ImageNet mean/std"
+    assert resources.describe_preprocessing(imagenet) == imagenet
+
+
+def test_checkpoint_upload_is_written_whole_even_over_a_truncated_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data = os.urandom(4096)
+    folder = tmp_path / "gnet-checkpoints"
+    folder.mkdir()
+    stale = folder / f"upload-{hashlib.sha256(data).hexdigest()[:16]}.pt"
+    stale.write_bytes(data[:100])  # what a crashed, non-atomic write used to leave
+    path = Path(resources.checkpoint_file(str(uuid.uuid4()), data))
+    assert path == stale and path.read_bytes() == data
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no partial file left beside it
+
+
+def test_failed_checkpoint_write_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        resources.checkpoint_file(str(uuid.uuid4()), b"weights")
+    assert list((tmp_path / "gnet-checkpoints").iterdir()) == []
+
+
+def test_uploads_are_decoded_once_per_file_id():
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(png, format="PNG")
+    file_id = str(uuid.uuid4())
+    first = resources.decode_bytes(file_id, png.getvalue())
+    assert first.image.size == (8, 8)
+    assert resources.decode_bytes(file_id, b"not read again") is first  # the id is the key, not the bytes

@@ -98,6 +98,13 @@ def test_user_errors_exit_2_with_one_line(argv, fragment, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("top", ["0", "-1", "x"])
+def test_bad_top_is_a_usage_error(top, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", "img.png", "--top", top])
+    assert e.value.code == 2 and "--top" in capsys.readouterr().err
+
+
 def test_broken_image_via_subprocess(tmp_path, checkpoint):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")

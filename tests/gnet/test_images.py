@@ -368,8 +368,8 @@ def test_pil_decompression_bomb_becomes_image_error(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1600 px: over PIL's 2x error threshold
     with pytest.raises(ImageError, match="too large"):
         load_image(data)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 px: PIL only warns
-    with pytest.raises(ImageError, match="too large"):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 px: PIL only warns; we refuse
+    with pytest.warns(Image.DecompressionBombWarning), pytest.raises(ImageError, match="limit"):
         load_image(data)
 
 

@@ -157,3 +157,14 @@ def test_predict_matches_analyze(tiny_loaded):
 def test_bad_image_is_an_image_error(tiny_loaded):
     with pytest.raises(gnet.ImageError):
         gnet.analyze(tiny_loaded, b"definitely not an image")
+
+
+def test_statistics_match_torch_reductions(tiny_loaded):
+    a = gnet.analyze(tiny_loaded, _image(30))
+    for mod in a.modules.values():
+        for r in mod.branches.values():
+            x = r.activation.double()
+            assert r.mean == pytest.approx(float(x.mean()), rel=1e-6, abs=1e-9)
+            assert r.std == pytest.approx(float(x.std()), rel=1e-4, abs=1e-9)
+            assert r.energy == pytest.approx(float(x.square().sum()), rel=1e-6)
+            assert r.zero_fraction == pytest.approx(float((x == 0).double().mean()))

@@ -198,3 +198,25 @@ def test_card_decides_whether_photos_are_inverted(tmp_path, invert, expected):
     card = {"classes": ["a", "b"], "input_size": 32, "preprocessing": {"mean": [0.5], "std": [0.5], "invert": invert}}
     path = _checkpoint(tmp_path, {"config": net.config.to_dict(), "state_dict": net.state_dict(), "card": card})
     assert gnet.load(str(path), "cpu").transform.invert == expected
+
+
+@pytest.mark.parametrize(
+    "card, fragment",
+    [
+        ({"classes": ["a", "b"], "input_size": 64}, "no preprocessing mean"),
+        ({"classes": ["a"] * 5, "input_size": 64, "preprocessing": {"mean": [0.5], "std": [0.5]}}, "5 class names"),
+        ({"classes": ["a"] * 3, "input_size": 8, "preprocessing": {"mean": [0.5], "std": [0.5]}}, "input_size 8"),
+    ],
+)
+def test_a_card_that_does_not_fit_is_a_checkpoint_error(tmp_path, card, fragment):
+    net = googlenet(num_classes=3, seed=0)
+    path = _checkpoint(tmp_path, {"config": net.config.to_dict(), "state_dict": net.state_dict(), "card": card})
+    with pytest.raises(CheckpointError, match=fragment):
+        gnet.load(str(path))
+
+
+def test_a_config_with_bad_values_is_a_checkpoint_error(tmp_path):
+    net = googlenet(num_classes=3, seed=0)
+    path = _checkpoint(tmp_path, {"config": {**net.config.to_dict(), "init": "he"}, "state_dict": net.state_dict()})
+    with pytest.raises(CheckpointError, match="config"):
+        gnet.load(str(path))
