@@ -79,10 +79,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_flops(args: argparse.Namespace) -> int:
     from .flops import flops, paper_table, totals
+    from .train import MIN_INPUT_SIZE
     from .weights import load
 
-    if args.input_size < 32:
-        raise GNetError(f"--input-size {args.input_size} is too small: GoogLeNet needs at least 32 pixels.")
+    if args.input_size < MIN_INPUT_SIZE:
+        raise GNetError(
+            f"--input-size {args.input_size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels."
+        )
     net = load(args.weights, "cpu").net
     rows = flops(net, input_size=args.input_size)
     if args.csv:

@@ -50,7 +50,6 @@ from .probe import capture
 from .train import AUX_WEIGHT, MIN_INPUT_SIZE, batch_statistics_defined, head_losses, named_weight_layers
 
 __all__ = [
-    "AUX_WEIGHT",  # defined in gnet.train, re-exported for the gradient views
     "LOSSES",
     "QUANTITIES",
     "GradientResult",

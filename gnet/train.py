@@ -524,7 +524,7 @@ def export_bundled(
     checkpoint_path: Path | str, assets_dir: Path | str, *, accuracy: dict, command: str, wall_time_s: float,
     hardware: str, commit: str,
 ) -> tuple[Path, Path]:
-    """Write ``fashion_mnist_googlenet.pt`` (float16 state dict) and its ``.json`` model card.
+    """Write ``fashion_mnist_googlenet.pt`` (float16 state dict) and its ``.json`` model card, named after the data.
 
     float16 halves the file; a loader casts the tensors back to float32. ``accuracy`` holds
     the per-head top-1 and optionally "split" (default "test (10,000 images)").

@@ -41,3 +41,32 @@ def make_loaded(seed: int = 0, input_size: int = 64) -> LoadedModel:
 @pytest.fixture
 def tiny_loaded() -> LoadedModel:
     return make_loaded()
+
+
+# ---------------------------------------------------------------------------------------------
+# A fake Fashion-MNIST, shared by the data, training and dashboard tests.
+
+import gzip  # noqa: E402  (appended section)
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    """Write ``array`` (as uint8) as a gzipped IDX file with the given magic number (2051 images, 2049 labels)."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    return path
+
+
+def write_fake_fashion_mnist(root: Path, n_train: int = 16, n_test: int = 8, seed: int = 0) -> Path:
+    """Random 28 x 28 images in Fashion-MNIST's file layout under ``root`` (labels cycling 0..9).
+
+    Point ``GNET_FASHION_MNIST_DIR`` at the returned ``root`` to train or evaluate on it.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    return root

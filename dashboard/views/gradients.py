@@ -18,7 +18,8 @@ import gnet
 from dashboard import charts, resources
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv
-from gnet.gradients import AUX_WEIGHT, LOSSES, aux_ratio
+from gnet.gradients import LOSSES, aux_ratio
+from gnet.train import AUX_WEIGHT
 from gnet.model import INIT_SCHEMES
 from gnet.runs import RecordedRuns
 

@@ -5,7 +5,6 @@ The model and analyses are cached process-wide, so each network pass runs once f
 
 from __future__ import annotations
 
-import gzip
 import json
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from dashboard import resources
 from gnet.gradients import aux_ratio, compare_variants
 from gnet.runs import load_runs
 from gnet.samples import sample_images
+from tests.conftest import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -140,20 +140,8 @@ def test_gradients_on_the_image_compute_once_per_network(app_weights, monkeypatc
     resources.live_comparison.clear()
 
 
-def _fake_fashion_mnist(root: Path, n_train: int, n_test: int = 8) -> Path:
-    """Random 28 x 28 images in Fashion-MNIST's IDX files (labels cycling 0..9)."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        for kind, magic, array in (("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28))),
-                                   ("labels-idx1", 2049, np.arange(n) % 10)):
-            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-            (root / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-    return root
-
-
 def test_live_training_reports_in_chunks_and_stops(monkeypatch, tmp_path):
-    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(write_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
     before = set(Path(tempfile.gettempdir()).glob("gnet-live-*"))
     seen = []
 
@@ -175,7 +163,7 @@ def test_live_training_reports_in_chunks_and_stops(monkeypatch, tmp_path):
 
 
 def test_live_training_on_the_page(app_weights, monkeypatch, tmp_path):
-    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(write_fake_fashion_mnist(tmp_path / "fm", n_train=6 * 16)))
     at = _open("gradients")
     at.toggle(key="live_batch_norm").set_value(True)
     at.slider(key="live_steps").set_value(10)

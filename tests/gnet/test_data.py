@@ -22,25 +22,11 @@ from gnet.data import (
     read_idx,
 )
 from gnet.errors import DatasetError
+from gnet.images import load_image
+from gnet.preprocess import GrayscalePreprocess
+from tests.conftest import write_fake_fashion_mnist, write_idx
 
 REAL_DATA = (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file()
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
-    """Write ``array`` (uint8) as a gzipped IDX file with the given magic number."""
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-    return path
-
-
-def write_fake_fashion_mnist(root: Path, n_train: int = 16, n_test: int = 8) -> Path:
-    """A tiny dataset in Fashion-MNIST's file layout: random images, labels cycling 0..9."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
-    return root
 
 
 def test_read_idx_roundtrip(tmp_path: Path) -> None:
@@ -120,6 +106,39 @@ def test_image_folder(tmp_path: Path) -> None:
     images, labels, classes = load_image_folder(_write_folder(tmp_path / "f", {"cat": 2, "dog": 3}), 32)
     assert images.shape == (5, 32, 32) and images.dtype == torch.uint8
     assert classes == ["cat", "dog"] and labels.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_image_folder_uses_the_inference_geometry(tmp_path: Path) -> None:
+    """Shorter side resized, then centre-cropped, as GrayscalePreprocess does: not squashed to a square."""
+    wide = np.zeros((30, 60, 3), dtype=np.uint8)
+    wide[:, 15:45] = 255  # a white centre square between black side bands that a centre crop removes
+    (tmp_path / "f" / "only").mkdir(parents=True)
+    path = tmp_path / "f" / "only" / "wide.png"
+    Image.fromarray(wide).save(path)
+    images, _, _ = load_image_folder(tmp_path / "f", 32)
+    assert images.shape == (1, 32, 32) and images.min() > 200  # squashed, the side bands would stay black
+    expected = GrayscalePreprocess(32, 0.0, 1.0, invert=False)(load_image(path))[0]
+    assert torch.allclose(images[0].float() / 255, expected, atol=1e-6)
+
+
+def test_image_folder_applies_exif_orientation(tmp_path: Path) -> None:
+    tall = np.zeros((40, 20), dtype=np.uint8)
+    tall[:20] = 255  # stored: white top half; EXIF orientation 6 says "rotate 90 degrees clockwise to view"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "f" / "only").mkdir(parents=True)
+    Image.fromarray(tall).save(tmp_path / "f" / "only" / "rotated.jpg", exif=exif, quality=100)
+    images, _, _ = load_image_folder(tmp_path / "f", 32)
+    # Upright it is 40 wide x 20 tall, white on the right; the 20 x 20 centre crop is half white, half black.
+    left, right = images[0, :, :16].float().mean(), images[0, :, 16:].float().mean()
+    assert left < 30 and right > 225
+
+
+def test_image_folder_names_an_undecodable_file(tmp_path: Path) -> None:
+    root = _write_folder(tmp_path / "f", {"cat": 2})
+    (root / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DatasetError, match="broken.png"):
+        load_image_folder(root, 32)
 
 
 def test_image_folder_missing_or_empty(tmp_path: Path) -> None:

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 
 from gnet.__main__ import main as cli_main
 from gnet.data import fashion_mnist_dir
-from gnet.gradients import AUX_WEIGHT, LOSSES, aux_ratio, compare_variants, layer_gradients
+from gnet.gradients import LOSSES, aux_ratio, compare_variants, layer_gradients
 from gnet.model import googlenet
 from gnet.probe import capture
-from gnet.model import HEADS
-from gnet.train import named_weight_layers
+from gnet.train import AUX_WEIGHT, head_losses, named_weight_layers
 from gnet.weights import ASSETS_DIR
 
 SIZE = 32  # smallest input GoogLeNet takes; keeps every test well under a second of compute
@@ -37,8 +36,8 @@ def _separate(net, x, y, loss_name: str, *, training: bool, seed: int | None = N
         torch.manual_seed(seed)
     with capture(net, dict(layers), detach=False) as outputs:
         out = net(x)
-    losses = {h: F.cross_entropy(logits, y) for h, logits in zip(HEADS, out)}
-    losses["combined"] = losses["main"] + AUX_WEIGHT * (losses["aux1"] + losses["aux2"])
+    losses = head_losses(out, y)
+    losses["combined"] = losses["total"]
     tensors = [m.weight for _, m in layers] + [outputs[name] for name, _ in layers]
     grads = torch.autograd.grad(losses[loss_name], tensors, allow_unused=True)
     norm = [0.0 if g is None else float(g.double().norm()) for g in grads]
@@ -48,7 +47,8 @@ def _separate(net, x, y, loss_name: str, *, training: bool, seed: int | None = N
 
 def _no_hooks(net) -> bool:
     return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in net.modules()
+        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks and not m._backward_pre_hooks
+        for m in net.modules()
     )
 
 
@@ -193,6 +193,15 @@ def test_cli_compare_csv(capsys):
     assert lines[0] == "variant,batch_norm,init,loss,layer,depth,kind,weight_norm,activation_norm"
     assert len(lines) == 1 + 2 * len(LOSSES) * 64  # no_bn and bn, 64 conv/linear layers
     assert cli_main(["gradients", str(photo), "--compare", "--no-batch-norm"]) == 2
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_cli_one_small_image_in_training_mode_is_a_user_error(capsys, compare):
+    """Both paths share one check: batch norm on a lone 32 px image has one value per channel."""
+    photo = ASSETS_DIR / "samples" / "photos" / "coffee.jpg"
+    args = ["gradients", str(photo), "--init", "trunc_normal", "--input-size", "32"]
+    assert cli_main([*args, *(["--compare"] if compare else [])]) == 2
+    assert capsys.readouterr().err.startswith("error: Batch norm in training mode needs more than one value")
 
 
 @pytest.mark.skipif(not fashion_mnist_dir().is_dir(), reason="Fashion-MNIST is not installed")

@@ -6,46 +6,41 @@ pointed to by GNET_FASHION_MNIST_DIR) at 32x32 input, a few steps, one thread.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from gnet.errors import CheckpointError
-from gnet.model import googlenet
+from gnet.__main__ import main as gnet_main
+from gnet.errors import CheckpointError, DatasetError, GNetError
+from gnet.model import HeadLogits, googlenet
 from gnet.train import (
+    AUX_WEIGHT,
     HEADS,
     TrainConfig,
+    _trim_grad_log,
+    batch_statistics_defined,
     export_bundled,
     export_samples,
+    head_losses,
     load_training_checkpoint,
     main,
     named_weight_layers,
     train,
 )
-
-
-def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+from tests.conftest import write_fake_fashion_mnist
 
 
 @pytest.fixture(scope="module")
 def fake_fmnist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """16 training and 30 test images (3 per class), installed as the Fashion-MNIST directory."""
-    root = tmp_path_factory.mktemp("fmnist")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 16), ("t10k", 30)):
-        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    root = write_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"), n_train=16, n_test=30)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GNET_FASHION_MNIST_DIR", str(root))
         yield root
@@ -157,12 +152,17 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def test_image_folder_training(tmp_path: Path) -> None:
+def test_image_folder_training_and_its_card_name(tmp_path: Path) -> None:
     cfg = tiny(tmp_path / "run", data=str(_folder(tmp_path / "imgs")), max_steps=1, eval_limit=None)
     result = train(cfg, progress=False)
     assert result["eval_split"] == "train (no test folder) (8 images)"
     ckpt = load_training_checkpoint(result["checkpoint"])
     assert ckpt["classes"] == ["dark", "light"] and ckpt["config"]["num_classes"] == 2
+    _, card_path = export_bundled(
+        result["checkpoint"], tmp_path / "assets", accuracy=result["accuracy"], command="pytest", wall_time_s=1.0,
+        hardware="test", commit="abc",
+    )
+    assert json.loads(card_path.read_text())["name"] == "GoogLeNet on imgs"
 
 
 def test_export_bundled_float16(one_step: tuple[TrainConfig, dict], tmp_path: Path) -> None:
@@ -212,3 +212,90 @@ def test_cli_stop_resume_export(fake_fmnist: Path, tmp_path: Path) -> None:
 def test_cli_user_error_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path / "missing"), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("error: image folder")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size"),
+        ({"epochs": 0}, "--epochs"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"input_size": 16}, "--input-size 16"),
+        ({"batch_size": 1, "input_size": 32}, "--batch-size 2 or more"),
+        ({"lr": 0.0}, "--lr"),
+        ({"lr": float("nan")}, "--lr"),
+        ({"momentum": 0.0}, "--momentum"),
+        ({"weight_decay": -1.0}, "--weight-decay"),
+        ({"aux_weight": -0.3}, "--aux-weight"),
+        ({"branch5x5_kernel": 4}, "--branch5x5-kernel"),
+        ({"init": "orthogonal"}, "--init"),
+        ({"grad_log_every": -1}, "--grad-log-every"),
+        ({"checkpoint_every": -1}, "--checkpoint-every"),
+        ({"num_threads": 0}, "--num-threads"),
+        ({"eval_limit": 0}, "--eval-limit"),
+    ],
+)
+def test_config_refuses_unusable_settings(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(GNetError, match=re.escape(message)) as caught:
+        tiny(tmp_path, **overrides)
+    assert not isinstance(caught.value, DatasetError) and str(caught.value).count(". ") == 0
+    cfg = tiny(tmp_path)
+    for field, value in overrides.items():
+        setattr(cfg, field, value)  # reassigned after construction: train() checks again, before any work
+    with pytest.raises(GNetError, match=re.escape(message)):
+        train(cfg, progress=False)
+
+
+def test_config_refuses_a_missing_folder_as_a_dataset_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        TrainConfig(data=str(tmp_path / "nowhere"))
+    assert TrainConfig(batch_size=1, batch_norm=False, input_size=32).batch_size == 1  # no batch norm: fine
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--batch-size", "0"], ["--epochs", "0"], ["--max-steps", "0"], ["--input-size", "16"]],
+)
+def test_cli_bad_settings_exit_2_with_one_sentence(
+    fake_fmnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert gnet_main(["train", *argv, "--out-dir", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {argv[0]}") and err.count("\n") == 1
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_single_image_batch_norm_threshold_matches_the_net() -> None:
+    """batch_statistics_defined's size limit is where a lone image stops failing in batch norm."""
+    net = googlenet(num_classes=10, seed=0).train()
+    assert not batch_statistics_defined(1, 46) and batch_statistics_defined(1, 47) and batch_statistics_defined(2, 32)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        net(torch.zeros(1, 3, 46, 46))
+    net(torch.zeros(1, 3, 47, 47))
+
+
+def test_head_losses() -> None:
+    g = torch.Generator().manual_seed(0)
+    out = HeadLogits(*(torch.randn(4, 10, generator=g) for _ in HEADS))
+    y = torch.tensor([0, 1, 2, 3])
+    losses = head_losses(out, y)
+    assert list(losses) == [*HEADS, "total"]
+    assert losses["main"] == pytest.approx(float(torch.nn.functional.cross_entropy(out.main, y)))
+    expected = losses["main"] + AUX_WEIGHT * (losses["aux1"] + losses["aux2"])
+    assert float(losses["total"]) == pytest.approx(float(expected))
+    assert float(head_losses(out, y, aux_weight=1.0)["total"]) == pytest.approx(
+        float(losses["main"] + losses["aux1"] + losses["aux2"])
+    )
+    assert torch.equal(head_losses(out, y, aux=False)["total"], losses["main"])
+    assert AUX_WEIGHT == 0.3 and TrainConfig().aux_weight == AUX_WEIGHT
+
+
+def test_trim_grad_log_drops_a_half_written_line(tmp_path: Path) -> None:
+    log = tmp_path / "grad_log.jsonl"
+    lines = [json.dumps({"v": 1, "step": s, "loss": {}, "grad_norm": {}}) for s in (1, 2, 3)]
+    log.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:15])  # killed while writing step 3
+    _trim_grad_log(log, 2)
+    assert log.read_text() == lines[0] + "\n" + lines[1] + "\n"
+    log.write_text(lines[0] + "\n" + "not json\n" + lines[2] + "\n")
+    _trim_grad_log(log, 5)
+    assert log.read_text() == lines[0] + "\n" + lines[2] + "\n"
