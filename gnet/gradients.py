@@ -378,7 +378,7 @@ def _input_batch(
     except DatasetError:
         samples = sample_images()[: args.batch_size]
         if not samples:
-            raise ImageError("No input: give an IMAGE file (Fashion-MNIST and the sample images are absent).")
+            raise ImageError("No input: give an IMAGE file (Fashion-MNIST and the sample images are absent).") from None
         x = torch.stack([transform(load_image(s.path)) for s in samples])
         truths = [s.true_label(classes) for s in samples]
         y = torch.tensor([classes.index(t) for t in truths]) if all(truths) else None

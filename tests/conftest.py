@@ -70,3 +70,12 @@ def write_fake_fashion_mnist(root: Path, n_train: int = 16, n_test: int = 8, see
         write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
         write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
     return root
+
+
+def modules_with_hooks(net: torch.nn.Module) -> list[str]:
+    """Names of ``net``'s modules that still carry a forward/backward (pre-)hook."""
+    return [
+        name
+        for name, m in net.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+    ]

@@ -9,7 +9,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 

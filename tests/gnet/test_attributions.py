@@ -10,6 +10,7 @@ from torch import nn
 from gnet import attributions as A
 from gnet.model import googlenet
 from gnet.weights import LoadedModel, ModelCard
+from tests.conftest import modules_with_hooks
 
 SIZE = 48  # the smallest inputs keep the suite light; every layer still produces an output
 
@@ -24,10 +25,6 @@ def x() -> torch.Tensor:
     return torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
 
 
-def _hooks_left(net: nn.Module) -> list[str]:
-    return [name for name, m in net.named_modules() if any(len(d) for d in A._hook_dicts(m))]
-
-
 def _check_heatmap(h: np.ndarray, *, may_be_empty: bool = False) -> None:
     assert h.shape == (SIZE, SIZE)
     assert h.dtype == np.float32
@@ -38,7 +35,7 @@ def _check_heatmap(h: np.ndarray, *, may_be_empty: bool = False) -> None:
 
 def test_saliency(net, x):
     _check_heatmap(A.saliency(net, x, 3, head="aux2"))
-    assert not _hooks_left(net)
+    assert not modules_with_hooks(net)
 
 
 def test_integrated_gradients_reports_progress_and_is_seeded(net, x):
@@ -48,13 +45,13 @@ def test_integrated_gradients_reports_progress_and_is_seeded(net, x):
     assert seen == [0.5, 1.0]
     again = A.integrated_gradients(net, x, 3, n_steps=3, nt_samples=2, internal_batch_size=2)
     np.testing.assert_array_equal(h, again)
-    assert not _hooks_left(net)
+    assert not modules_with_hooks(net)
 
 
 @pytest.mark.parametrize("branch", ["1x1", "5x5", "pool_proj"])
 def test_grad_cam_on_a_branch(net, x, branch):
     _check_heatmap(A.grad_cam(net, x, 1, module="inception3b", branch=branch, head="aux1"), may_be_empty=True)
-    assert not _hooks_left(net)
+    assert not modules_with_hooks(net)
 
 
 def test_grad_cam_refuses_a_module_the_head_never_reads(net, x):
@@ -90,7 +87,7 @@ def test_no_hook_left_when_a_layer_raises(x, method):
             A.grad_cam(net, x, 0, module="inception3a", branch="3x3")
         else:
             A.integrated_gradients(net, x, 0, n_steps=2, nt_samples=1)
-    assert _hooks_left(net) == ["inception4e"]
+    assert modules_with_hooks(net) == ["inception4e"]
     assert len(net.inception4e._forward_hooks) == 1
     assert not net.training
 

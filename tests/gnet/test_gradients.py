@@ -15,6 +15,7 @@ from gnet.model import googlenet
 from gnet.probe import capture
 from gnet.train import AUX_WEIGHT, head_losses, named_weight_layers
 from gnet.weights import ASSETS_DIR
+from tests.conftest import modules_with_hooks
 
 SIZE = 32  # smallest input GoogLeNet takes; keeps every test well under a second of compute
 
@@ -43,13 +44,6 @@ def _separate(net, x, y, loss_name: str, *, training: bool, seed: int | None = N
     norm = [0.0 if g is None else float(g.double().norm()) for g in grads]
     n = len(layers)
     return {name: (norm[i], norm[n + i]) for i, (name, _) in enumerate(layers)}
-
-
-def _no_hooks(net) -> bool:
-    return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks and not m._backward_pre_hooks
-        for m in net.modules()
-    )
 
 
 def test_norms_match_manual_autograd_for_one_layer():
@@ -129,7 +123,7 @@ def test_net_is_left_as_it_was_even_when_the_forward_raises():
     layer_gradients(net, x, y, training=True)
     with pytest.raises(RuntimeError):
         layer_gradients(net, x[:, :1])  # one channel: conv1 raises
-    assert _no_hooks(net)
+    assert not modules_with_hooks(net)
     assert not net.training and net.aux1.training and net.aux1.dropout.training and not net.dropout.training
     assert all(torch.equal(v, buffers[k]) for k, v in net.named_buffers())  # running stats untouched
     assert torch.equal(torch.get_rng_state(), rng)  # dropout's seeded draws did not move the caller's RNG

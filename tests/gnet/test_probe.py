@@ -9,19 +9,12 @@ from PIL import Image
 import gnet
 from gnet.model import BRANCHES, INCEPTION_MODULES
 from gnet.probe import capture, capture_points
-from tests.conftest import make_loaded
+from tests.conftest import make_loaded, modules_with_hooks
 
 
 def _image(seed: int, size: int = 80) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-
-
-def _no_hooks(net: torch.nn.Module) -> bool:
-    return all(
-        not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
-        for m in net.modules()
-    )
 
 
 def test_heads_match_a_manual_forward(tiny_loaded):
@@ -77,7 +70,7 @@ def test_everything_returned_is_detached_and_on_cpu(tiny_loaded):
     assert all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
     assert a.image.shape == (64, 64, 3) and 0 <= a.image.min() and a.image.max() <= 1
     assert set(a.stem) == {"conv1", "maxpool1", "conv2", "conv3", "maxpool2"}
-    assert _no_hooks(tiny_loaded.net)
+    assert not modules_with_hooks(tiny_loaded.net)
 
 
 def test_json_shape(tiny_loaded):
@@ -103,7 +96,7 @@ def test_hooks_removed_and_mode_restored_when_forward_raises(tiny_loaded):
             gnet.analyze(tiny_loaded, _image(4))
     finally:
         handle.remove()
-    assert _no_hooks(net)
+    assert not modules_with_hooks(net)
     assert net.training and all(m.training for m in net.modules())
 
 
@@ -112,7 +105,7 @@ def test_capture_removes_hooks_on_error(tiny_loaded):
     with pytest.raises(ValueError):
         with capture(net, capture_points(net)):
             raise ValueError
-    assert _no_hooks(net)
+    assert not modules_with_hooks(net)
 
 
 def test_eight_threads_on_one_shared_model_match_single_thread_results():
@@ -143,7 +136,7 @@ def test_eight_threads_on_one_shared_model_match_single_thread_results():
                 torch.testing.assert_close(
                     got.modules[mod].branches[b].activation, want.modules[mod].branches[b].activation, rtol=0, atol=0
                 )
-    assert _no_hooks(loaded.net)
+    assert not modules_with_hooks(loaded.net)
 
 
 def test_predict_matches_analyze(tiny_loaded):
