@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
-TEST_WEIGHTS = os.environ.get("GNET_WEIGHTS", "random")
+TEST_WEIGHTS = os.environ.get("GNET_WEIGHTS", "bundled")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
