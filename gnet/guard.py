@@ -19,6 +19,9 @@ __all__ = ["exclusive", "model_lock"]
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
+# Walking net.modules() costs ~0.3 ms for GoogLeNet on every call; the tree is read once per
+# model instead (gnet's models never change structure after they are built).
+_MODULES: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, ...]] = weakref.WeakKeyDictionary()
 
 
 def model_lock(net: nn.Module) -> threading.RLock:
@@ -34,11 +37,18 @@ def model_lock(net: nn.Module) -> threading.RLock:
 def exclusive(net: nn.Module, *, training: bool = False) -> Iterator[nn.Module]:
     """Hold ``net``'s lock and put it in train or eval mode; restore the mode on exit."""
     with model_lock(net):
-        modes = {m: m.training for m in net.modules()}
-        net.train(training)
+        modules = _MODULES.get(net)
+        if modules is None:
+            modules = _MODULES[net] = tuple(net.modules())
+        modes = {m: m.training for m in modules}
+        # nn.Module.train() walks every submodule (~0.5 ms for GoogLeNet): skip it when nothing
+        # would change, as for a shared model that stays in eval mode. The probe's budget is tight.
+        if any(mode != training for mode in modes.values()):
+            net.train(training)
         try:
             yield net
         finally:
             # Restore per submodule: a caller may have mixed modes (e.g. frozen batch norm).
             for m, mode in modes.items():
-                m.training = mode
+                if m.training != mode:
+                    m.training = mode

@@ -257,6 +257,12 @@ class Inception(nn.Module):
         """The four branches under their public names, in concatenation order."""
         return {public: getattr(self, attr) for public, attr in BRANCHES.items()}
 
+    @property
+    def branch_channels(self) -> dict[str, int]:
+        """Output channels of each branch, in concatenation order (they sum to the module's)."""
+        last_convs = (self.branch1.conv, self.branch2[1].conv, self.branch3[1].conv, self.branch4[1].conv)
+        return {public: conv.out_channels for public, conv in zip(BRANCHES, last_convs)}
+
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([branch(x) for branch in self.branches.values()], 1)
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .guard import exclusive
 from .images import load_image
-from .model import BRANCHES, HEADS, GoogLeNet
+from .model import HEADS, GoogLeNet, Inception
 from .preprocess import denormalize
 from .weights import LoadedModel
 
@@ -43,12 +43,12 @@ TOP_CHANNELS = 8  # most active channels kept per branch
 
 
 def capture_points(net: GoogLeNet) -> dict[str, nn.Module]:
-    """Every point the probe records: stem layers, then ``<module>.<branch>`` in depth order."""
-    points = {name: getattr(net, name) for name in STEM_POINTS}
-    for mod_name, module in net.inception_modules().items():
-        for branch, sub in module.branches.items():
-            points[f"{mod_name}.{branch}"] = sub
-    return points
+    """Every point the probe records: the stem layers, then each Inception module, in depth order.
+
+    A module's output is its four branches concatenated along channels, so each branch's
+    activation is a slice of it: one hook and one set of reductions per module, not per branch.
+    """
+    return {name: getattr(net, name) for name in STEM_POINTS} | net.inception_modules()
 
 
 @contextmanager
@@ -178,26 +178,44 @@ class Analysis:
         }
 
 
-def _branch_result(name: str, x: Tensor, energy: float, module_energy: float) -> BranchResult:
-    # Three passes over the activation (energy, channel means, non-zeros) instead of one per
-    # statistic: the probe must stay within 10% of a bare forward.
-    n = x.numel()
-    channel_means = x.mean(dim=(1, 2))
-    mean = float(channel_means.double().mean())
-    var = max(energy / n - mean * mean, 0.0) * n / max(n - 1, 1)  # unbiased, like Tensor.std
-    k = min(TOP_CHANNELS, x.shape[0])
-    top = torch.topk(channel_means, k)
-    return BranchResult(
-        name=name,
-        activation=x,
-        mean=mean,
-        std=var**0.5,
-        zero_fraction=1.0 - int(torch.count_nonzero(x)) / n,
-        energy=energy,
-        energy_share=energy / module_energy if module_energy > 0 else 0.0,
-        top_channels=[int(i) for i in top.indices],
-        top_channel_means=[float(v) for v in top.values],
-    )
+def _module_result(name: str, module: Inception, out: Tensor) -> ModuleResult:
+    """Per-branch statistics of one module's output (C x H x W), from three per-channel reductions.
+
+    Three passes over the whole output (sums, sums of squares, non-zeros), then arithmetic on
+    per-channel vectors, rather than a pass per statistic per branch: the probe must stay within
+    10% of a bare forward. The kernels are the fast ones measured on a CPU: float32 reductions
+    (float64 ones cast first, 7x slower), vector_norm (no temporary), and sign().abs().sum()
+    instead of count_nonzero (20x slower).
+    """
+    out = out.float()
+    flat = out.flatten(1)  # C x HW, a view
+    hw = flat.shape[1]
+    per_channel = torch.stack(
+        (flat.sum(1), torch.linalg.vector_norm(flat, dim=1).square(), flat.sign().abs_().sum(1))
+    ).double().numpy()  # 3 x C: sum, sum of squares, non-zeros
+    channels = list(module.branch_channels.values())
+    starts = np.cumsum([0, *channels[:-1]])
+    sums, energies, nonzeros = np.add.reduceat(per_channel, starts, axis=1)  # each: one value per branch
+    counts = np.asarray(channels, dtype=np.float64) * hw
+    means = sums / counts
+    stds = np.sqrt(np.maximum(energies / counts - means**2, 0.0) * counts / np.maximum(counts - 1, 1))  # unbiased
+    total = float(energies.sum())
+    branches = {}
+    for b, (branch, start, width) in enumerate(zip(module.branch_channels, starts, channels)):
+        channel_means = per_channel[0, start : start + width] / hw
+        top = np.argsort(-channel_means, kind="stable")[:TOP_CHANNELS]
+        branches[branch] = BranchResult(
+            name=branch,
+            activation=out[start : start + width],
+            mean=float(means[b]),
+            std=float(stds[b]),
+            zero_fraction=1.0 - float(nonzeros[b] / counts[b]),
+            energy=float(energies[b]),
+            energy_share=float(energies[b]) / total if total > 0 else 0.0,
+            top_channels=top.tolist(),
+            top_channel_means=channel_means[top].tolist(),
+        )
+    return ModuleResult(name, tuple(out.shape), branches)
 
 
 def _head_results(logits: dict[str, Tensor], classes: Sequence[str], top: int, trained: dict[str, bool]):
@@ -244,18 +262,7 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
             torch.cuda.synchronize(loaded.device)
     t2 = time.perf_counter()
     acts = {k: v[0].cpu() for k, v in store.items()}
-    modules = {}
-    for mod_name in net.inception_modules():
-        branch_acts = {b: acts[f"{mod_name}.{b}"].float() for b in BRANCHES}
-        energies = {b: float(a.square().sum(dtype=torch.float64)) for b, a in branch_acts.items()}
-        total = sum(energies.values())
-        channels = sum(a.shape[0] for a in branch_acts.values())
-        h, w = next(iter(branch_acts.values())).shape[1:]
-        modules[mod_name] = ModuleResult(
-            mod_name,
-            (channels, h, w),
-            {b: _branch_result(b, a, energies[b], total) for b, a in branch_acts.items()},
-        )
+    modules = {name: _module_result(name, module, acts[name]) for name, module in net.inception_modules().items()}
     heads = _head_results(
         {h: getattr(out, h)[0].cpu() for h in HEADS}, loaded.classes, top, loaded.card.heads_trained
     )

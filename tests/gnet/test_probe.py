@@ -157,7 +157,7 @@ def test_statistics_match_torch_reductions(tiny_loaded):
     for mod in a.modules.values():
         for r in mod.branches.values():
             x = r.activation.double()
-            assert r.mean == pytest.approx(float(x.mean()), rel=1e-6, abs=1e-9)
+            assert r.mean == pytest.approx(float(x.mean()), rel=1e-5, abs=1e-9)
             assert r.std == pytest.approx(float(x.std()), rel=1e-4, abs=1e-9)
-            assert r.energy == pytest.approx(float(x.square().sum()), rel=1e-6)
+            assert r.energy == pytest.approx(float(x.square().sum()), rel=1e-5)
             assert r.zero_fraction == pytest.approx(float((x == 0).double().mean()))
