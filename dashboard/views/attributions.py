@@ -82,10 +82,14 @@ def _controls(loaded, result) -> list[AttributionRequest]:
     module = branch = ""
     if "grad_cam" in methods:
         readable = modules_read_by(loaded.net, head)
+        # Start on the deepest module whose maps are still at least 4x4: a 2x2 Grad-CAM (inception5b
+        # at the bundled net's 64 px) says little about where in the image the evidence is.
+        sharp = [i for i, name in enumerate(readable) if result.modules[name].output_shape[1] >= 4]
         a, b = st.columns(2)
         module = a.selectbox(
-            "Grad-CAM module", readable, index=len(readable) - 1, key=f"{Keys.ATTR_MODULE}-{head}",
-            help=f"{head} reads the modules up to {readable[-1]}.",
+            "Grad-CAM module", readable, index=sharp[-1] if sharp else len(readable) - 1,
+            key=f"{Keys.ATTR_MODULE}-{head}",
+            help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of 4x4 or more.",
         )
         branch = b.selectbox("Grad-CAM branch", list(BRANCHES), index=1, key=Keys.ATTR_BRANCH)
     n_steps = nt_samples = 0

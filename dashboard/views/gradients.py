@@ -41,7 +41,7 @@ _INTRO = f"""
 GoogLeNet is 22 layers deep and predates batch normalization. Its authors worried that too little
 gradient would reach the early layers, so they attached two **auxiliary classifiers** to the middle
 of the network (on inception4a and inception4d) and trained on **main + {AUX_WEIGHT} x (aux1 + aux2)**,
-which "is thought to combat the vanishing gradient problem while providing regularization"
+to strengthen the gradient signal reaching the lower layers and to add some regularization
 (Szegedy et al. 2014, arXiv:1409.4842, section 5); the auxiliary heads are dropped at inference.
 A few months later **batch normalization** (Ioffe & Szegedy 2015, arXiv:1502.03167) renormalised
 every layer's activations, which keeps the gradient at a usable scale through any depth and made
