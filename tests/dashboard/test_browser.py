@@ -51,6 +51,8 @@ def _check_clean(page, name: str) -> None:
     body = page.locator("body").inner_text()
     assert "Traceback" not in body, f"{name}: a traceback reached the page"
     assert page.locator('[data-testid="stException"]').count() == 0, f"{name}: an exception box is shown"
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"{name}: st.error shown: {errors.first.inner_text()}"
 
 
 def _screenshot(page, path: Path) -> None:
@@ -87,7 +89,8 @@ def test_every_page_in_a_browser(app_url, browser, artifacts_dir, app_weights):
 
     for number, (title, marker) in enumerate(PAGES.items(), start=1):
         sidebar.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
-        page.get_by_text(marker).first.wait_for()
+        # An st.error instead of the page's content ends the wait at once (and fails below).
+        page.get_by_text(marker).or_(page.locator('[data-testid="stAlertContentError"]')).first.wait_for()
         _wait_idle(page)
         if title == "Attributions":
             page.get_by_role("button", name="Compute").click()
