@@ -38,9 +38,10 @@ _LOSS_NAMES = {
 _INIT_NAMES = {"trunc_normal": "N(0, 0.01)", "xavier": "Xavier", "kaiming": "Kaiming", "loaded": "trained"}
 
 _INTRO = f"""
-GoogLeNet is 22 layers deep and predates batch normalization. Its authors worried that too little
-gradient would reach the early layers, so they attached two **auxiliary classifiers** to the middle
-of the network (on inception4a and inception4d) and trained on **main + {AUX_WEIGHT} x (aux1 + aux2)**,
+GoogLeNet is 22 layers deep and predates batch normalization. Its authors worried about the
+vanishing gradient problem: too little gradient would reach the early layers. So they attached two
+**auxiliary classifiers** to the middle of the network (on inception4a and inception4d) and trained
+on **main + {AUX_WEIGHT} x (aux1 + aux2)**,
 to strengthen the gradient signal reaching the lower layers and to add some regularization
 (Szegedy et al. 2014, arXiv:1409.4842, section 5); the auxiliary heads are dropped at inference.
 A few months later **batch normalization** (Ioffe & Szegedy 2015, arXiv:1502.03167) renormalised
