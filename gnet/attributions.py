@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 from torch import Tensor, nn
 
-from .guard import exclusive
+from .guard import exclusive, seeded
 from .model import AUX_ATTACH, BRANCHES, HEADS, GoogLeNet
 from .weights import LoadedModel
 
@@ -180,8 +180,7 @@ def integrated_gradients(
         raise ValueError("nt_samples must be >= 1 and n_steps >= 2")
     inputs = _input(x)
     total = torch.zeros_like(inputs)
-    with _explaining(net), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _explaining(net), seeded(seed, inputs.device):
         tunnel = NoiseTunnel(IntegratedGradients(_head_forward(net, head)))
         for i in range(nt_samples):
             total += tunnel.attribute(

@@ -44,7 +44,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .errors import DatasetError, GNetError, ImageError
-from .guard import exclusive
+from .guard import exclusive, seeded
 from .model import HEADS, INIT_SCHEMES, GoogLeNet, googlenet
 from .probe import capture
 from .train import AUX_WEIGHT, MIN_INPUT_SIZE, batch_statistics_defined, head_losses, named_weight_layers
@@ -134,12 +134,11 @@ def _buffers_restored(net: nn.Module) -> Iterator[None]:
 
 @contextmanager
 def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed the RNG dropout draws from, inside a fork so the caller's RNG state is untouched."""
+    """Seed the RNG dropout draws from (see :func:`gnet.guard.seeded`); ``None`` leaves it alone."""
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         yield
 
 

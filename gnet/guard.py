@@ -13,15 +13,34 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
-__all__ = ["exclusive", "model_lock"]
+__all__ = ["exclusive", "model_lock", "seeded"]
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 # Walking net.modules() costs ~0.3 ms for GoogLeNet on every call; the tree is read once per
 # model instead (gnet's models never change structure after they are built).
 _MODULES: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, ...]] = weakref.WeakKeyDictionary()
+
+
+# Dropout masks and captum's noise come from torch's global RNG, which every thread shares.
+# Code that seeds it for reproducibility holds this lock, so two sessions cannot reseed each other.
+_RNG_LOCK = threading.RLock()
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run the block on the global RNG seeded with ``seed``; the caller's RNG state comes back after.
+
+    Holds a process-wide lock for the block: keep it short (one forward pass, not a whole run).
+    Always take a model's :func:`exclusive` first, then this, never the other way round.
+    """
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with _RNG_LOCK, torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def model_lock(net: nn.Module) -> threading.RLock:

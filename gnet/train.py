@@ -42,7 +42,7 @@ from gnet.data import (
 )
 from gnet.device import resolve_device
 from gnet.errors import CheckpointError, DatasetError, GNetError
-from gnet.guard import exclusive
+from gnet.guard import exclusive, seeded
 from gnet.model import AUX_ATTACH, HEADS, INIT_SCHEMES, GoogLeNet, HeadLogits, googlenet
 from gnet.samples import class_slug
 from gnet.weights import read_checkpoint
@@ -375,11 +375,7 @@ def train(
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        # Dropout draws from the global RNG; reseeding it per step must not leak to the caller.
-        with torch.random.fork_rng(devices=[]):
-            return _train(
-                cfg, resume=Path(resume) if resume else None, stop_at=stop_at, progress=progress, on_step=on_step
-            )
+        return _train(cfg, resume=Path(resume) if resume else None, stop_at=stop_at, progress=progress, on_step=on_step)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -434,8 +430,10 @@ class _Run:
 
     def train_step(self, x: Tensor, y: Tensor, grad_log: TextIO) -> tuple[HeadLogits, dict[str, Tensor]]:
         """One SGD step on (x, y), logging the gradients first when the step number says so."""
-        torch.manual_seed(_seed_of(self.cfg.seed, "dropout", self.step))
-        out = self.net(x)
+        # Dropout draws from the global RNG: seeded per step (so a resumed run repeats it), and
+        # only for the forward, so neither the caller nor other threads see the reseeding.
+        with seeded(_seed_of(self.cfg.seed, "dropout", self.step), self.device):
+            out = self.net(x)
         losses = head_losses(out, y, aux_weight=self.cfg.aux_weight, aux=self.cfg.aux)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()

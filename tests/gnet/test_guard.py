@@ -1,0 +1,59 @@
+import threading
+import time
+
+import torch
+from torch import nn
+
+from gnet.guard import exclusive, model_lock, seeded
+
+
+def test_exclusive_sets_and_restores_mixed_modes_even_on_error():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.BatchNorm1d(2))
+    net.train()
+    net[2].eval()  # a caller's frozen batch norm
+    try:
+        with exclusive(net, training=False):
+            assert not any(m.training for m in net.modules())
+            net.train()  # the body may change modes too
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert [m.training for m in net.modules()] == [True, True, True, False]
+
+
+def test_one_lock_per_model():
+    a, b = nn.Linear(1, 1), nn.Linear(1, 1)
+    assert model_lock(a) is model_lock(a) and model_lock(a) is not model_lock(b)
+
+
+def test_seeded_repeats_draws_and_leaves_the_callers_rng_alone():
+    torch.manual_seed(7)
+    expected_next = torch.rand(3)
+    torch.manual_seed(7)
+    with seeded(1):
+        first = torch.rand(3)
+    with seeded(1):
+        second = torch.rand(3)
+    assert torch.equal(first, second)
+    assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_seeded_blocks_are_not_interleaved_across_threads():
+    results: dict[int, torch.Tensor] = {}
+    barrier = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        with seeded(123):
+            draws = []
+            for _ in range(50):
+                draws.append(torch.rand(1))
+                time.sleep(0.001)  # let the other threads run: without the lock they would draw here
+        results[i] = torch.cat(draws)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(results[0], r) for r in results.values())
