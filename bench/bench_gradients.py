@@ -21,7 +21,7 @@ import torch
 
 from gnet.gradients import LOSSES, layer_gradients
 from gnet.model import googlenet
-from gnet.train import head_losses
+from gnet.losses import head_losses
 
 
 def _timed(fn: Callable[[], object]) -> float:

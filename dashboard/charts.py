@@ -13,7 +13,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gnet.model import AUX_ATTACH
+from gnet.layers import AUX_ATTACH
 
 __all__ = [
     "BRANCH_COLORS",
@@ -255,7 +255,7 @@ def _series_colors(names: Sequence[str]) -> dict[str, str]:
 def _module_ticks(layers: pd.DataFrame) -> tuple[list[int], list[str]]:
     """Depth ticks at the first main-path layer of each module: stem (conv1-3), 3a, 3b, 4a, ..., fc."""
     main = layers[layers["kind"] != "aux"].drop_duplicates("layer").sort_values("depth")
-    module = main["layer"].str.split(".").str[0].where(main["kind"] != "stem", "stem")
+    module = main["module"].where(main["kind"] != "stem", "stem")
     first = main.assign(module=module).drop_duplicates("module")
     return first["depth"].tolist(), [_short_stage(m) for m in first["module"]]
 

@@ -47,7 +47,7 @@ class Keys:
     LIVE_START = "live_start"
     LIVE_STOP = "live_stop"
     LIVE_FORM = "live_form"
-    LIVE_RUN = "live_run"  # the session's last live training run (resources.LiveRun), kept across reruns
+    LIVE_RUN = "live_run"  # the session's last live training run (dashboard.live.LiveRun), kept across reruns
     LIVE_ACTIVE = "live_active"  # the id of the live run in progress; any other script run removes it
     COST_SIZE = "cost_input_size"
     COST_METRIC = "cost_metric"

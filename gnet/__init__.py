@@ -1,4 +1,4 @@
-"""gnet: look inside GoogLeNet (Inception v1) — its branches, its three heads, its gradients and its cost.
+"""gnet: look inside GoogLeNet (Inception v1): its branches, its three heads, its gradients and its cost.
 
 Public API, flat (users never import private submodules)::
 
@@ -6,75 +6,99 @@ Public API, flat (users never import private submodules)::
     loaded = gnet.load("auto")              # net + model card + preprocessing, on the best device
     analysis = gnet.analyze(loaded, "cat.jpg", top=5)
     rows = gnet.flops(loaded.net, input_size=224)
+
+Every name loads its submodule on first use (PEP 562), so ``import gnet`` and ``gnet --help``
+import no torch; ``docs/ARCHITECTURE.md`` says which module owns what.
 """
 
-from .device import describe_device, resolve_device
-from .errors import (
-    CheckpointError,
-    DatasetError,
-    DeviceError,
-    GNetError,
-    ImageError,
-    WeightsError,
-    WeightsNotFoundError,
-)
-from .flops import CostRow, flops, paper_table, totals
-from .guard import exclusive
-from .images import load_image
-from .model import BRANCHES, INCEPTION_MODULES, INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
-from .probe import Analysis, analyze, predict
-from .weights import SOURCES, LoadedModel, ModelCard, load, load_checkpoint
+from __future__ import annotations
 
-# Training, gradient and attribution tools load on first use (PEP 562): they pull in tqdm and
-# captum, and importing gnet.train eagerly would make `python -m gnet.train` warn.
-_LAZY = {
-    "attribute": "attributions",
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> the submodule that owns it
+_EXPORTS: dict[str, str] = {
+    "CheckpointError": "errors",
+    "DatasetError": "errors",
+    "DeviceError": "errors",
+    "GNetError": "errors",
+    "ImageError": "errors",
+    "TargetError": "errors",
+    "WeightsError": "errors",
+    "WeightsNotFoundError": "errors",
+    "AUX_ATTACH": "layers",
+    "BRANCHES": "layers",
+    "HEADS": "layers",
+    "INCEPTION_MODULES": "layers",
+    "WEIGHT_LAYERS": "layers",
+    "parse_channel": "layers",
+    "INIT_SCHEMES": "model",
+    "GoogLeNet": "model",
+    "GoogLeNetConfig": "model",
+    "HeadLogits": "model",
+    "googlenet": "model",
+    "AUX_WEIGHT": "losses",
+    "head_losses": "losses",
+    "describe_device": "device",
+    "resolve_device": "device",
+    "exclusive": "guard",
+    "load_image": "images",
+    "SOURCES": "weights",
+    "LoadedModel": "weights",
+    "ModelCard": "weights",
+    "load": "weights",
+    "load_checkpoint": "checkpoint",
+    "Analysis": "probe",
+    "analyze": "probe",
+    "predict": "probe",
+    "CostRow": "cost",
+    "flops": "cost",
+    "paper_table": "cost",
+    "totals": "cost",
+    "GradientResult": "gradients",
     "compare_variants": "gradients",
     "layer_gradients": "gradients",
+    "attribute": "attributions",
     "TrainConfig": "train",
 }
 
+__all__ = sorted(_EXPORTS)
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-__all__ = [
-    "BRANCHES",
-    "INCEPTION_MODULES",
-    "INIT_SCHEMES",
-    "SOURCES",
-    "Analysis",
-    "TrainConfig",
-    "CheckpointError",
-    "CostRow",
-    "DatasetError",
-    "DeviceError",
-    "GNetError",
-    "GoogLeNet",
-    "GoogLeNetConfig",
-    "HeadLogits",
-    "ImageError",
-    "LoadedModel",
-    "ModelCard",
-    "WeightsError",
-    "WeightsNotFoundError",
-    "analyze",
-    "attribute",
-    "compare_variants",
-    "describe_device",
-    "exclusive",
-    "flops",
-    "layer_gradients",
-    "googlenet",
-    "load",
-    "load_checkpoint",
-    "load_image",
-    "paper_table",
-    "predict",
-    "resolve_device",
-    "totals",
-]
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from .attributions import attribute
+    from .checkpoint import load_checkpoint
+    from .device import describe_device, resolve_device
+    from .errors import (
+        CheckpointError,
+        DatasetError,
+        DeviceError,
+        GNetError,
+        ImageError,
+        TargetError,
+        WeightsError,
+        WeightsNotFoundError,
+    )
+    from .cost import CostRow, flops, paper_table, totals
+    from .gradients import GradientResult, compare_variants, layer_gradients
+    from .guard import exclusive
+    from .images import load_image
+    from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
+    from .losses import AUX_WEIGHT, head_losses
+    from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
+    from .probe import Analysis, analyze, predict
+    from .train import TrainConfig
+    from .weights import SOURCES, LoadedModel, ModelCard, load

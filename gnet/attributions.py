@@ -31,7 +31,8 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Noi
 from torch import Tensor, nn
 
 from .guard import exclusive, seeded
-from .model import AUX_ATTACH, BRANCHES, HEADS, GoogLeNet
+from .layers import HEADS, modules_read_by, parse_channel, submodule
+from .model import GoogLeNet
 from .weights import LoadedModel
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "branch_layer",
     "grad_cam",
     "integrated_gradients",
-    "modules_read_by",
     "normalize_heatmap",
     "saliency",
 ]
@@ -206,21 +206,11 @@ def saliency(net: GoogLeNet, x: Tensor, target: int, *, head: str = "main") -> n
 
 
 def branch_layer(net: GoogLeNet, module: str, branch: str) -> nn.Module:
-    """The last convolution block of one branch: where Grad-CAM reads activations and gradients."""
-    modules = net.inception_modules()
-    if module not in modules:
-        raise ValueError(f"module must be one of {tuple(modules)}, got {module!r}")
-    if branch not in BRANCHES:
-        raise ValueError(f"branch must be one of {tuple(BRANCHES)}, got {branch!r}")
-    layer = modules[module].branches[branch]
-    return layer[-1] if isinstance(layer, nn.Sequential) else layer
+    """One branch of one Inception module: where Grad-CAM reads activations and gradients.
 
-
-def modules_read_by(net: GoogLeNet, head: str) -> list[str]:
-    """The Inception modules whose output reaches ``head`` (aux1 stops at 4a, aux2 at 4d)."""
-    names = list(net.inception_modules())
-    last = AUX_ATTACH.get(head, names[-1])
-    return names[: names.index(last) + 1]
+    Raises :class:`~gnet.errors.TargetError` naming the valid modules or branches.
+    """
+    return submodule(net, parse_channel(f"{module}.{branch}").name)
 
 
 def grad_cam(net: GoogLeNet, x: Tensor, target: int, *, module: str, branch: str, head: str = "main") -> np.ndarray:
@@ -231,7 +221,7 @@ def grad_cam(net: GoogLeNet, x: Tensor, target: int, *, module: str, branch: str
     """
     inputs = _input(x)
     layer = branch_layer(net, module, branch)
-    if module not in modules_read_by(net, head):
+    if module not in modules_read_by(head):
         raise ValueError(f"{head} branches off before {module}, so {module} cannot explain it")
     with _explaining(net):
         cam = LayerGradCam(_head_forward(net, head), layer).attribute(inputs, target=target, relu_attributions=True)

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 
 import torch
 
 from .errors import DeviceError
 
-__all__ = ["DEVICE_ENV", "describe_device", "resolve_device"]
+__all__ = ["DEVICE_ENV", "describe_device", "hardware", "resolve_device"]
 
 DEVICE_ENV = "GNET_DEVICE"
 
@@ -61,3 +63,16 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def hardware() -> str:
+    """A one-line description of the CPU and torch build, recorded with training runs and benchmarks."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

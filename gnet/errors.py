@@ -12,6 +12,7 @@ __all__ = [
     "DeviceError",
     "GNetError",
     "ImageError",
+    "TargetError",
     "WeightsError",
     "WeightsNotFoundError",
 ]
@@ -43,3 +44,7 @@ class DatasetError(GNetError, FileNotFoundError):
 
 class DeviceError(GNetError, ValueError):
     """The requested device does not exist or is not available here."""
+
+
+class TargetError(GNetError, ValueError):
+    """A module, branch, channel, head or class that the network does not have."""

@@ -11,7 +11,7 @@ loaded model and on fresh nets with and without batch norm, under each initialis
 Conventions, pinned by tests/gnet/test_gradients.py:
 
 - weight norm: ``||dL/dW||_2`` over the layer's weight tensor (the bias is left out, as in
-  the training log of :mod:`gnet.train`); activation norm: ``||dL/dY||_2`` over the whole
+  the training log, :mod:`gnet.gradlog`); activation norm: ``||dL/dY||_2`` over the whole
   batch of the layer's raw output Y (before batch norm and ReLU).
 - every loss is the batch-mean cross-entropy, as in training; a layer that a loss does
   not reach (the aux heads for ``main``, everything after inception4a for ``aux1``) has
@@ -30,94 +30,85 @@ Conventions, pinned by tests/gnet/test_gradients.py:
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from .errors import DatasetError, GNetError, ImageError
 from .guard import exclusive, seeded
-from .model import HEADS, INIT_SCHEMES, GoogLeNet, googlenet
+from .layers import HEADS, WEIGHT_LAYERS, submodule
+from .losses import AUX_WEIGHT, LOSSES, head_losses
+from .model import INIT_SCHEMES, GoogLeNet, googlenet
 from .probe import capture
-from .train import AUX_WEIGHT, MIN_INPUT_SIZE, batch_statistics_defined, head_losses, named_weight_layers
 
 __all__ = [
+    "COLUMNS",
     "LOSSES",
+    "PAPER_KERNEL",
     "QUANTITIES",
     "GradientResult",
     "aux_ratio",
     "compare_variants",
-    "configure_parser",
     "layer_gradients",
-    "layer_kind",
-    "run_cli",
+    "tensor_norms",
 ]
 
-LOSSES: tuple[str, ...] = ("main", "aux1", "aux2", "combined")
 QUANTITIES: tuple[str, ...] = ("weight", "activation")
 PAPER_KERNEL = 5  # the fresh variants use the paper's 5x5 kernel, not torchvision's 3 (pytorch/vision#906)
-_STEM = ("conv1", "conv2", "conv3")
+# The one shape of every gradient result: one row per (layer, loss, quantity). compare_variants
+# puts the variant's columns (variant, batch_norm, init) in front.
+COLUMNS: dict[str, str] = {
+    "layer": "str",  # a name of gnet.layers.WEIGHT_LAYERS
+    "depth": "int64",  # its position in forward order
+    "kind": "str",  # stem, inception, aux or classifier
+    "module": "str",  # its block: conv1, inception3a, aux1, fc, ...
+    "loss": "str",  # one of LOSSES
+    "quantity": "str",  # weight (||dL/dW||) or activation (||dL/dY||)
+    "norm": "float64",
+}
+VARIANT_COLUMNS: dict[str, str] = {"variant": "str", "batch_norm": "bool", "init": "str"}
 
 
 @dataclass(frozen=True)
 class GradientResult:
     """Gradient norms of every conv/linear layer for each loss, from one forward pass.
 
-    ``layers`` holds one row per layer, in forward order: ``{"name", "depth", "kind",
-    "module", "weight": {loss: norm}, "activation": {loss: norm}}``. ``depth`` is the
-    layer's position in that order; the aux heads' layers sit right after the module
-    they branch from (inception4a, inception4d), and ``kind`` ("stem", "inception",
-    "aux", "classifier") lets a plot of the main path leave them out.
+    ``norms`` is the tidy table of :data:`COLUMNS`, layers in forward order; the aux heads'
+    layers sit right after the module they branch from (inception4a, inception4d), and
+    ``kind`` ("stem", "inception", "aux", "classifier") lets a plot of the main path leave them out.
     """
 
     variant: dict[str, Any]
     losses: dict[str, float]
-    layers: list[dict[str, Any]]
+    norms: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
-        """Long format: one row per (layer, loss, quantity) with columns
-        layer, depth, kind, module, loss, quantity, norm."""
-        rows = [
-            {
-                "layer": row["name"], "depth": row["depth"], "kind": row["kind"], "module": row["module"],
-                "loss": loss, "quantity": quantity, "norm": row[quantity][loss],
-            }
-            for row in self.layers
-            for quantity in QUANTITIES
-            for loss in LOSSES
-        ]
-        return pd.DataFrame(rows)
+        """The tidy table (a copy), one row per (layer, loss, quantity)."""
+        return self.norms.copy()
 
-    def to_json(self) -> dict[str, Any]:
+    def table(self, quantity: str) -> pd.DataFrame:
+        """One row per layer, one column per loss: the norms of ``quantity`` (weight or activation)."""
+        rows = self.norms[self.norms["quantity"] == quantity]
+        wide = rows.pivot(index=["depth", "layer", "kind"], columns="loss", values="norm")
+        return wide[list(LOSSES)].reset_index().rename_axis(columns=None)
+
+    def to_dict(self) -> dict[str, Any]:
         """``{"variant", "losses", "layers": [weight norms], "activation": [activation norms]}``;
         each list holds ``{"name", "depth", "kind", "main", "aux1", "aux2", "combined"}``."""
 
-        def table(quantity: str) -> list[dict[str, Any]]:
+        def rows(quantity: str) -> list[dict[str, Any]]:
+            table = self.table(quantity).rename(columns={"layer": "name"})
             return [
-                {"name": r["name"], "depth": r["depth"], "kind": r["kind"], **r[quantity]} for r in self.layers
+                {"name": r["name"], "depth": int(r["depth"]), "kind": r["kind"], **{k: float(r[k]) for k in LOSSES}}
+                for r in table.to_dict(orient="records")
             ]
 
-        return {"variant": self.variant, "losses": self.losses, "layers": table("weight"),
-                "activation": table("activation")}
-
-
-def layer_kind(module: str) -> str:
-    """Where a top-level module sits: "stem", "inception", "aux" or "classifier"."""
-    if module in _STEM:
-        return "stem"
-    if module.startswith("inception"):
-        return "inception"
-    if module.startswith("aux"):
-        return "aux"
-    return "classifier"
+        return {"variant": self.variant, "losses": self.losses, "layers": rows("weight"),
+                "activation": rows("activation")}
 
 
 @contextmanager
@@ -142,10 +133,13 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _norm(g: Tensor | None) -> float:
-    # float64: without batch norm, early gradients can be ~1e-20 per entry and their
-    # float32 squares would underflow to zero.
-    return 0.0 if g is None else float(g.detach().double().norm())
+def tensor_norms(tensors: Sequence[Tensor | None]) -> list[float]:
+    """The L2 norm of each tensor, 0 for None (a layer the loss does not reach).
+
+    float64: without batch norm, early gradients can be ~1e-20 per entry and their float32
+    squares would underflow to zero.
+    """
+    return [0.0 if t is None else float(t.detach().double().norm()) for t in tensors]
 
 
 def _scaled_sum(total: Tensor | None, g: Tensor | None, weight: float) -> Tensor | None:
@@ -161,25 +155,23 @@ def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> 
     for i, head in enumerate(HEADS):
         last = i == len(HEADS) - 1
         grads = torch.autograd.grad(losses[head], tensors, retain_graph=not last, allow_unused=True)
-        norms[head] = [_norm(g) for g in grads]
+        norms[head] = tensor_norms(grads)
         weight = 1.0 if head == "main" else AUX_WEIGHT
         combined = [_scaled_sum(c, g, weight) for c, g in zip(combined, grads)]
-    norms["combined"] = [_norm(c) for c in combined]
+    norms["combined"] = tensor_norms(combined)
     return norms
 
 
-def _rows(names: Sequence[str], norms: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
-    """GradientResult rows from norms listed as [weights of every layer..., outputs of every layer...]."""
-    n = len(names)
-    rows = []
-    for depth, name in enumerate(names):
-        module = name.split(".")[0]
-        rows.append({
-            "name": name, "depth": depth, "kind": layer_kind(module), "module": module,
-            "weight": {loss: norms[loss][depth] for loss in LOSSES},
-            "activation": {loss: norms[loss][n + depth] for loss in LOSSES},
-        })
-    return rows
+def _tidy(norms: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """The tidy table from norms listed per loss as [weights of every layer..., outputs of every layer...]."""
+    n = len(WEIGHT_LAYERS)
+    rows = [
+        (p.name, p.depth, p.kind, p.module, loss, quantity, norms[loss][offset + p.depth])
+        for p in WEIGHT_LAYERS
+        for offset, quantity in zip((0, n), QUANTITIES)
+        for loss in LOSSES
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
 
 
 def layer_gradients(
@@ -201,8 +193,7 @@ def layer_gradients(
     dropout off in training mode; ``seed`` seeds the dropout masks (None: the global RNG).
     The net's mode, hooks and buffers are as before when this returns or raises.
     """
-    layers = named_weight_layers(net)
-    points = dict(layers)
+    points = {p.name: submodule(net, p.name) for p in WEIGHT_LAYERS}
     device = next(net.parameters()).device
     x = x.to(device)
     with (
@@ -222,8 +213,7 @@ def layer_gradients(
             raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
         y = out.main.detach().argmax(1) if targets is None else targets.to(device)
         losses = head_losses(out, y)
-        names = [name for name, _ in layers]
-        tensors = [m.weight for _, m in layers] + [outputs[name] for name in names]
+        tensors = [m.weight for m in points.values()] + [outputs[name] for name in points]
         norms = _norms_per_loss(losses, tensors)
     loss_values = {head: float(losses[head].detach()) for head in HEADS}
     loss_values["combined"] = float(losses["total"].detach())
@@ -235,7 +225,7 @@ def layer_gradients(
         "input_shape": list(x.shape),
         "targets": "predicted" if targets is None else "labels",
     }
-    return GradientResult(variant=variant, losses=loss_values, layers=_rows(names, norms))
+    return GradientResult(variant=variant, losses=loss_values, norms=_tidy(norms))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,11 +249,10 @@ def compare_variants(
     ``combined`` = with them).
 
     Fresh nets use the paper's 5x5 kernel and ``seed``; ``num_classes`` defaults to the
-    loaded net's, else 10 (Fashion-MNIST). Returns one tidy row per (variant, init, loss,
-    layer) with columns variant ("loaded", "no_bn", "bn"), batch_norm, init ("loaded" for
-    the loaded net), loss, layer, depth, kind, weight_norm, activation_norm. Cost: one
-    forward and three backwards per net; on a CPU keep ``x`` small (8 images at 64 px:
-    about a second per net).
+    loaded net's, else 10 (Fashion-MNIST). Returns the tidy table of :data:`COLUMNS` with
+    :data:`VARIANT_COLUMNS` in front: variant ("loaded", "no_bn", "bn"), batch_norm, init
+    ("loaded" for the loaded net). Cost: one forward and three backwards per net; on a CPU
+    keep ``x`` small (8 images at 64 px: about a second per net).
     """
     bad = [i for i in inits if i not in INIT_SCHEMES]
     if bad:
@@ -277,205 +266,27 @@ def compare_variants(
         for name, bn in (("no_bn", False), ("bn", True)):
             net = googlenet(num_classes=num_classes, batch_norm=bn, branch5x5_kernel=PAPER_KERNEL, init=init, seed=seed)
             runs.append((name, bn, init, net.to(x.device)))
-    rows = []
-    for variant, bn, init, net in runs:
-        result = layer_gradients(net, x, targets, training=training, dropout=dropout, seed=seed)
-        for r in result.layers:
-            for loss in LOSSES:
-                rows.append({
-                    "variant": variant, "batch_norm": bn, "init": init, "loss": loss, "layer": r["name"],
-                    "depth": r["depth"], "kind": r["kind"], "weight_norm": r["weight"][loss],
-                    "activation_norm": r["activation"][loss],
-                })
-    return pd.DataFrame(rows)
+    frames = [
+        layer_gradients(net, x, targets, training=training, dropout=dropout, seed=seed).norms.assign(
+            variant=variant, batch_norm=bn, init=init
+        )
+        for variant, bn, init, net in runs
+    ]
+    columns = [*VARIANT_COLUMNS, *COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns).astype({**VARIANT_COLUMNS, **COLUMNS})
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def aux_ratio(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per layer, with-aux / without-aux: ``combined`` norm over ``main`` norm.
+    """Per layer and quantity, with-aux / without-aux: the ``combined`` norm over the ``main`` norm.
 
-    Takes :func:`compare_variants`' frame; returns columns variant, batch_norm, init, layer,
-    depth, kind, weight_ratio, activation_ratio. Layers the main loss does not reach (the
-    aux heads) have no ratio and are left out.
+    Takes :func:`compare_variants`' table; returns columns variant, batch_norm, init, layer,
+    depth, kind, module, quantity, ratio. Layers the main loss does not reach (the aux heads)
+    have no ratio and are left out.
     """
-    keys = ["variant", "batch_norm", "init", "layer", "depth", "kind"]
-    main = frame[frame["loss"] == "main"].set_index(keys)
-    combined = frame[frame["loss"] == "combined"].set_index(keys)
-    reached = main["weight_norm"] > 0
-    out = pd.DataFrame({
-        "weight_ratio": combined["weight_norm"][reached] / main["weight_norm"][reached],
-        "activation_ratio": combined["activation_norm"][reached] / main["activation_norm"][reached],
-    })
-    return out.reset_index()
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: python -m gnet gradients [IMAGE] [--weights W] [--no-batch-norm] [--init NAME] [--json]
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add the ``gradients`` options to ``p``."""
-    p.add_argument("image", nargs="?", default=None,
-                   help="an image file; default: the first --batch-size Fashion-MNIST test images (or the samples)")
-    p.add_argument("--weights", default=None,
-                   help="auto (default), bundled, imagenet, random, or a checkpoint file path")
-    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
-                   help="a fresh paper net without batch norm, at initialisation, instead of loaded weights")
-    p.add_argument("--init", choices=INIT_SCHEMES, default=None,
-                   help="a fresh net with this initialisation instead of loaded weights (default trunc_normal)")
-    p.add_argument("--input-size", type=int, default=64, help="input side of a fresh net, in pixels (default 64)")
-    p.add_argument("--batch-size", type=int, default=8, help="test images used when no IMAGE is given (default 8)")
-    p.add_argument("--eval-mode", action="store_true",
-                   help="eval mode (running batch-norm statistics, no dropout) instead of training mode")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fresh net and of the dropout masks")
-    p.add_argument("--compare", action="store_true",
-                   help="compare fresh nets with and without batch norm under each --init (all by default), "
-                   "and the --weights model if given, on the same input")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print one JSON object")
-    fmt.add_argument("--csv", action="store_true", help="print the tidy long-format table as CSV")
-
-
-def _fresh_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image.Image], Tensor], dict, list[str]]:
-    from .data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
-    from .preprocess import GrayscalePreprocess
-
-    if args.input_size < MIN_INPUT_SIZE:
-        raise GNetError(
-            f"--input-size {args.input_size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels."
-        )
-    init = args.init or "trunc_normal"
-    net = googlenet(num_classes=len(FASHION_MNIST_CLASSES), batch_norm=args.batch_norm,
-                    branch5x5_kernel=PAPER_KERNEL, init=init, seed=args.seed)
-    about = {"name": f"fresh GoogLeNet at initialisation ({init}, seed {args.seed})", "weights": "none"}
-    transform = GrayscalePreprocess(args.input_size, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
-    return net, transform, about, list(FASHION_MNIST_CLASSES)
-
-
-def _loaded_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image.Image], Tensor], dict, list[str]]:
-    from .weights import load
-
-    loaded = load(args.weights or "auto", "cpu")
-    about = {"name": loaded.card.name, "weights": loaded.source, "untrained_heads": loaded.card.untrained_heads}
-    return loaded.net, loaded.transform, about, loaded.classes
-
-
-def _input_batch(
-    args: argparse.Namespace, transform: Callable[[Image.Image], Tensor], classes: list[str]
-) -> tuple[Tensor, Tensor | None, str]:
-    """(inputs, true labels or None, a description): IMAGE, else Fashion-MNIST test images, else the samples."""
-    from .data import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from .images import load_image
-    from .samples import sample_images
-
-    if args.image is not None:
-        return transform(load_image(args.image)).unsqueeze(0), None, f"image {args.image}"
-    if args.batch_size < 1:
-        raise GNetError(f"--batch-size {args.batch_size} must be at least 1.")
-    labels_fit = list(classes) == list(FASHION_MNIST_CLASSES)  # true labels only mean something to such a net
-    try:
-        images, labels = load_fashion_mnist("test")
-    except DatasetError:
-        samples = sample_images()[: args.batch_size]
-        if not samples:
-            raise ImageError("No input: give an IMAGE file (Fashion-MNIST and the sample images are absent).") from None
-        x = torch.stack([transform(load_image(s.path)) for s in samples])
-        truths = [s.true_label(classes) for s in samples]
-        y = torch.tensor([classes.index(t) for t in truths]) if all(truths) else None
-        return x, y, f"{len(samples)} sample images ({', '.join(s.name for s in samples)})"
-    n = min(args.batch_size, len(images))
-    x = torch.stack([transform(load_image(Image.fromarray(im.numpy(), mode="L"))) for im in images[:n]])
-    return x, labels[:n] if labels_fit else None, f"the first {n} Fashion-MNIST test images"
-
-
-def _print_table(result: GradientResult) -> None:
-    v = result.variant
-    cfg = v["config"]
-    print(f"{v['name']}  |  weights: {v['weights']}  |  batch norm: {'yes' if cfg['batch_norm'] else 'no'}  |  "
-          f"init: {cfg['init']}  |  5x5 kernel: {cfg['branch5x5_kernel']}")
-    mode = "training mode (batch statistics, " + (f"dropout seeded {v['seed']})" if v["dropout"] else "no dropout)")
-    print(f"input: {v['input']} ({'x'.join(map(str, v['input_shape']))}), targets: {v['targets']}, "
-          f"{mode if v['mode'] == 'training' else 'eval mode'}")
-    for head in v.get("untrained_heads", []):
-        print(f"warning: head {head} is NOT trained in these weights")
-    print("losses: " + ", ".join(f"{k} {val:.4f}" for k, val in result.losses.items()))
-    width = max(len(r["name"]) for r in result.layers) + 2
-    for quantity, title in (("weight", "weight-gradient norm ||dL/dW||"),
-                            ("activation", "activation-gradient norm ||dL/dY|| (layer output, whole batch)")):
-        print(f"\n{title}")
-        print(f"{'layer':<{width}}" + "".join(f"{loss:>11}" for loss in LOSSES))
-        for r in result.layers:
-            print(f"{r['name']:<{width}}" + "".join(f"{r[quantity][loss]:>11.2e}" for loss in LOSSES))
-    conv1 = result.layers[0]["weight"]
-    if conv1["main"] > 0:
-        print(f"\nconv1 weight gradient, with aux / without aux (combined / main): "
-              f"{conv1['combined'] / conv1['main']:.3g}x")
-
-
-def _print_comparison(frame: pd.DataFrame) -> None:
-    ratios = aux_ratio(frame)
-    stem = ratios[ratios["layer"] == "conv1"].set_index(["variant", "init"])["weight_ratio"]
-    conv1 = frame[frame["layer"] == "conv1"].pivot_table(
-        index=["variant", "init"], columns="loss", values="weight_norm", sort=False
-    )
-    print("conv1 weight-gradient norm without aux (main) and with aux (main + 0.3 x (aux1 + aux2))")
-    print(f"{'variant':<9}{'init':<14}{'main':>11}{'combined':>11}{'with/without':>14}")
-    for (variant, init), row in conv1.iterrows():
-        print(f"{variant:<9}{init:<14}{row['main']:>11.2e}{row['combined']:>11.2e}{stem[variant, init]:>13.3g}x")
-    print("\nmedian with/without-aux ratio of the weight gradient over the layers below aux1 (stem to inception4a)")
-    below = ratios[ratios["depth"] <= ratios.loc[ratios["layer"] == "inception4a.pool_proj", "depth"].iloc[0]]
-    for (variant, init), r in below.groupby(["variant", "init"], sort=False)["weight_ratio"]:
-        print(f"{variant:<9}{init:<14}{r.median():>11.3g}x")
-
-
-def _check_batch_statistics(x: Tensor, *, batch_norm: bool, training: bool) -> None:
-    """Refuse an input on which batch norm in training mode would see one value per channel."""
-    if batch_norm and training and not batch_statistics_defined(x.shape[0], min(x.shape[-2:])):
-        raise GNetError("Batch norm in training mode needs more than one value per channel: "
-                        "use --eval-mode, a larger input, or no IMAGE (a batch of test images).")
-
-
-def _run_comparison(args: argparse.Namespace) -> None:
-    if not args.batch_norm:
-        raise GNetError("--compare runs the nets with and without batch norm itself: drop --no-batch-norm.")
-    loaded_net = None
-    if args.weights is not None:
-        loaded_net, transform, _, classes = _loaded_variant(args)
-    else:
-        _, transform, _, classes = _fresh_variant(args)
-    x, y, _ = _input_batch(args, transform, classes)
-    _check_batch_statistics(x, batch_norm=True, training=not args.eval_mode)  # the "bn" variants always run
-    inits = (args.init,) if args.init else INIT_SCHEMES
-    frame = compare_variants(x, y, loaded_net=loaded_net, inits=inits, seed=args.seed,
-                             num_classes=len(classes), training=not args.eval_mode)
-    if args.json:
-        json.dump(frame.to_dict(orient="records"), sys.stdout)
-        sys.stdout.write("\n")
-    elif args.csv:
-        frame.to_csv(sys.stdout, index=False, float_format="%.4g")
-    else:
-        _print_comparison(frame)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``gradients`` from parsed arguments; user errors propagate as :class:`GNetError`."""
-    if args.compare:
-        _run_comparison(args)
-        return 0
-    fresh = not args.batch_norm or args.init is not None
-    if fresh and args.weights is not None:
-        raise GNetError(
-            "--weights loads trained weights; --no-batch-norm and --init build a fresh net: give one or the other."
-        )
-    net, transform, about, classes = _fresh_variant(args) if fresh else _loaded_variant(args)
-    x, y, described = _input_batch(args, transform, classes)
-    _check_batch_statistics(x, batch_norm=net.config.batch_norm, training=not args.eval_mode)
-    result = layer_gradients(net, x, y, training=not args.eval_mode, seed=args.seed)
-    result = replace(result, variant={**about, "input": described, **result.variant})
-    if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif args.csv:
-        result.to_frame().to_csv(sys.stdout, index=False, float_format="%.4g")
-    else:
-        _print_table(result)
-    return 0
+    keys = [*VARIANT_COLUMNS, "layer", "depth", "kind", "module", "quantity"]
+    main = frame[frame["loss"] == "main"].set_index(keys)["norm"]
+    combined = frame[frame["loss"] == "combined"].set_index(keys)["norm"]
+    reached = main > 0
+    return (combined[reached] / main[reached]).rename("ratio").reset_index()

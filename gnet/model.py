@@ -18,53 +18,57 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .errors import GNetError
+from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, INCEPTION_SPECS
+
 __all__ = [
     "AUX_ATTACH",
     "BRANCHES",
     "HEADS",
     "INCEPTION_MODULES",
     "INIT_SCHEMES",
+    "MIN_INPUT_SIZE",
     "ConvBlock",
     "GoogLeNet",
     "GoogLeNetConfig",
     "HeadLogits",
     "Inception",
     "InceptionAux",
+    "batch_statistics_defined",
+    "check_input_size",
     "googlenet",
 ]
 
 InitScheme = Literal["trunc_normal", "xavier", "kaiming"]
 INIT_SCHEMES: tuple[str, ...] = ("trunc_normal", "xavier", "kaiming")
+# Below ~15 px a pooling layer's output is empty; 32 px leaves inception5b a 1x1 map, as the
+# paper's 224 px leaves it 7x7 (an overall stride of 32).
+MIN_INPUT_SIZE = 32
+# Below 47 px inception5b's map is 1x1 (stride-2 convolution and ceil-mode pools), so batch norm
+# in training mode sees one value per channel for a lone image; pinned by tests/gnet/test_model.py.
+SINGLE_IMAGE_MIN_SIZE = 47
 
-# Public branch names -> torchvision's attribute names (kept for state-dict compatibility).
-BRANCHES: dict[str, str] = {"1x1": "branch1", "3x3": "branch2", "5x5": "branch3", "pool_proj": "branch4"}
 
-# name -> (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), Table 1 of the paper.
-_INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int, int]] = {
-    "inception3a": (192, 64, 96, 128, 16, 32, 32),
-    "inception3b": (256, 128, 128, 192, 32, 96, 64),
-    "inception4a": (480, 192, 96, 208, 16, 48, 64),
-    "inception4b": (512, 160, 112, 224, 24, 64, 64),
-    "inception4c": (512, 128, 128, 256, 24, 64, 64),
-    "inception4d": (512, 112, 144, 288, 32, 64, 64),
-    "inception4e": (528, 256, 160, 320, 32, 128, 128),
-    "inception5a": (832, 256, 160, 320, 32, 128, 128),
-    "inception5b": (832, 384, 192, 384, 48, 128, 128),
-}
-INCEPTION_MODULES: tuple[str, ...] = tuple(_INCEPTION_SPECS)
-# Where each auxiliary classifier reads from (the paper: "on top of the output of the (4a) and (4d) modules").
-AUX_ATTACH: dict[str, str] = {"aux1": "inception4a", "aux2": "inception4d"}
+def check_input_size(size: int, option: str = "--input-size") -> None:
+    """Raise :class:`GNetError` when ``size`` pixels per side is too small for GoogLeNet."""
+    if size < MIN_INPUT_SIZE:
+        raise GNetError(f"{option} {size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels.")
+
+
+def batch_statistics_defined(batch_size: int, input_size: int) -> bool:
+    """Whether batch norm in training mode sees more than one value per channel in every layer.
+
+    A batch of two is always enough; a single image needs inception5b's map to be larger than 1x1.
+    """
+    return batch_size > 1 or input_size >= SINGLE_IMAGE_MIN_SIZE
 
 
 class HeadLogits(NamedTuple):
-    """Logits of the three classifiers, computed by one forward pass."""
+    """Logits of the three classifiers, computed by one forward pass (fields in :data:`gnet.layers.HEADS` order)."""
 
     main: Tensor
     aux1: Tensor
     aux2: Tensor
-
-
-HEADS: tuple[str, ...] = HeadLogits._fields  # ("main", "aux1", "aux2")
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ class GoogLeNet(nn.Module):
 
     def _inception(self, name: str) -> Inception:
         return Inception(
-            *_INCEPTION_SPECS[name], batch_norm=self.config.batch_norm, branch5x5_kernel=self.config.branch5x5_kernel
+            *INCEPTION_SPECS[name], batch_norm=self.config.batch_norm, branch5x5_kernel=self.config.branch5x5_kernel
         )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from .guard import exclusive
 from .images import load_image
-from .model import HEADS, GoogLeNet, Inception
+from .layers import HEADS, STEM_POINTS
+from .model import GoogLeNet, Inception
 from .preprocess import denormalize
 from .weights import LoadedModel
 
@@ -38,7 +39,6 @@ __all__ = [
     "predict",
 ]
 
-STEM_POINTS: tuple[str, ...] = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2")
 TOP_CHANNELS = 8  # most active channels kept per branch
 
 
@@ -104,7 +104,8 @@ class BranchResult:
     def channels(self) -> int:
         return int(self.activation.shape[0])
 
-    def stats(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics (not the activation)."""
         return {
             "channels": self.channels,
             "mean": self.mean,
@@ -136,8 +137,16 @@ class HeadResult:
     kl_to_main: float
     trained: bool
 
-    def to_dict(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.top]
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the tensors: the top predictions and how the head relates to main."""
+        return {
+            "name": self.name,
+            "top": [p.to_dict() for p in self.top],
+            "entropy": self.entropy,
+            "agrees_with_main": self.agrees_with_main,
+            "kl_to_main": self.kl_to_main,
+            "trained": self.trained,
+        }
 
 
 @dataclass
@@ -153,11 +162,12 @@ class Analysis:
     heads: dict[str, HeadResult]
     timing_ms: dict[str, float]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the tensors, as JSON-ready data (the CLI's ``analyze --json``)."""
         return {
             "model": self.card,
             "device": self.device,
-            "heads": {name: head.to_dict() for name, head in self.heads.items()},
+            "heads": {name: [p.to_dict() for p in head.top] for name, head in self.heads.items()},
             "head_summary": {
                 name: {
                     "entropy": h.entropy,
@@ -170,7 +180,7 @@ class Analysis:
             "modules": {
                 name: {
                     "output_shape": list(m.output_shape),
-                    "branches": {b: r.stats() for b, r in m.branches.items()},
+                    "branches": {b: r.to_dict() for b, r in m.branches.items()},
                 }
                 for name, m in self.modules.items()
             },

@@ -1,10 +1,10 @@
 """The recorded gradient runs in ``assets/runs/``, read into tidy tables.
 
 ``assets/runs/`` holds short Fashion-MNIST training runs (the ``grad_log.jsonl`` that
-:mod:`gnet.train` writes, one per run, listed in ``index.json``) and the comparison of
-fresh nets at initialisation (``compare_variants.csv``, from
+:mod:`gnet.train` writes, see :mod:`gnet.gradlog`, one per run, listed in ``index.json``)
+and the comparison of fresh nets at initialisation (``compare_variants.csv``, from
 :func:`gnet.gradients.compare_variants`); its README says how they were made. Both the
-index and every log line carry a format version (``"v": 1``); a file that is missing,
+index and every log line carry a format version (``"v": 2``); a file that is missing,
 unreadable or of another version raises :class:`~gnet.errors.DatasetError` naming it.
 """
 
@@ -17,18 +17,17 @@ from typing import Any
 
 import pandas as pd
 
+from . import gradlog
 from .errors import DatasetError
-from .gradients import layer_kind
-from .weights import ASSETS_DIR
+from .gradients import COLUMNS, VARIANT_COLUMNS
+from .storage import ASSETS_DIR
 
-__all__ = ["RUNS_DIR", "RUNS_VERSION", "RecordedRuns", "load_runs", "read_grad_log"]
+__all__ = ["RUNS_DIR", "RUNS_VERSION", "RecordedRuns", "load_runs"]
 
 RUNS_DIR = ASSETS_DIR / "runs"
-RUNS_VERSION = 1  # the "v" of index.json and of every grad_log.jsonl line (gnet.train.GRAD_LOG_VERSION)
+RUNS_VERSION = gradlog.VERSION  # the "v" of index.json, the same as every grad_log.jsonl line's
 COMPARISON_FILE = "compare_variants.csv"
-_COMPARISON_COLUMNS = (
-    "variant", "batch_norm", "init", "loss", "layer", "depth", "kind", "weight_norm", "activation_norm",
-)
+_COMPARISON_COLUMNS = (*VARIANT_COLUMNS, *COLUMNS)
 _INDEX_FIELDS = ("name", "file", "batch_norm", "aux", "init", "steps")
 
 
@@ -41,7 +40,7 @@ class RecordedRuns:
     - ``grad_norms``: run, step, layer, depth, kind, norm (weight-gradient L2 norm of the
       optimised loss, 0 where no gradient reached the layer);
     - ``losses``: run, step, head (main, aux1, aux2, total), loss;
-    - ``comparison``: :func:`gnet.gradients.compare_variants`' frame at initialisation.
+    - ``comparison``: :func:`gnet.gradients.compare_variants`' tidy table at initialisation.
     """
 
     index: pd.DataFrame
@@ -59,37 +58,6 @@ def _checked_version(record: Any, where: str) -> dict:
             "so restore the file from the repository or update gnet."
         )
     return record
-
-
-def read_grad_log(path: Path | str, run: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A ``grad_log.jsonl`` of :mod:`gnet.train` as (grad_norms, losses) frames (see :class:`RecordedRuns`).
-
-    ``run`` fills the frames' ``run`` column. ``depth`` is each layer's position in the
-    line, which :mod:`gnet.train` writes in forward order.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        raise DatasetError(f"gradient log {path} cannot be read ({e.strerror or e}); restore it.") from e
-    norms, losses = [], []
-    for number, line in enumerate(lines, start=1):
-        where = f"{path}, line {number},"
-        try:
-            record = _checked_version(json.loads(line), where)
-            step = int(record["step"])
-            for depth, (layer, norm) in enumerate(record["grad_norm"].items()):
-                norms.append({"run": run, "step": step, "layer": layer, "depth": depth,
-                              "kind": layer_kind(layer.split(".")[0]), "norm": float(norm)})
-            losses += [{"run": run, "step": step, "head": head, "loss": float(v)} for head, v in record["loss"].items()]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise DatasetError(
-                f"{where[:-1]} is not a gradient-log record ({type(e).__name__}: {e}); restore it."
-            ) from e
-    return (
-        pd.DataFrame(norms, columns=["run", "step", "layer", "depth", "kind", "norm"]),
-        pd.DataFrame(losses, columns=["run", "step", "head", "loss"]),
-    )
 
 
 def _read_index(directory: Path) -> list[dict]:
@@ -121,7 +89,7 @@ def _read_comparison(directory: Path) -> pd.DataFrame:
     missing = [c for c in _COMPARISON_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(f"{path} has no column {missing[0]!r}; restore it from the repository.")
-    return frame[list(_COMPARISON_COLUMNS)]
+    return frame[list(_COMPARISON_COLUMNS)].astype({**VARIANT_COLUMNS, **COLUMNS})
 
 
 def load_runs(directory: Path | str = RUNS_DIR) -> RecordedRuns:
@@ -130,7 +98,7 @@ def load_runs(directory: Path | str = RUNS_DIR) -> RecordedRuns:
     runs = _read_index(directory)
     norms, losses = [], []
     for entry in runs:
-        n, loss = read_grad_log(directory / entry["file"], entry["name"])
+        n, loss = gradlog.read_grad_log(directory / entry["file"], entry["name"])
         if n.empty:
             raise DatasetError(f"gradient log {directory / entry['file']} is empty; restore it from the repository.")
         norms.append(n)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .weights import ASSETS_DIR
+from .storage import ASSETS_DIR
 
 __all__ = ["SAMPLES_DIR", "Sample", "class_slug", "sample_images"]
 

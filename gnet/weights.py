@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,13 +23,16 @@ from urllib.parse import urlparse
 
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.models import GoogLeNet_Weights
 
+from .checkpoint import load_checkpoint
 from .device import describe_device, resolve_device
 from .errors import CheckpointError, WeightsError, WeightsNotFoundError
-from .model import HEADS, GoogLeNet, GoogLeNetConfig
+from .layers import HEADS
+from .model import GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess
+from .storage import ASSETS_DIR
 
 __all__ = [
     "ASSETS_DIR",
@@ -42,16 +44,13 @@ __all__ = [
     "imagenet_cache_path",
     "load",
     "load_checkpoint",
-    "read_checkpoint",
     "resolve_source",
 ]
 
-ASSETS_DIR = Path(os.environ.get("GNET_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
 BUNDLED_WEIGHTS = ASSETS_DIR / "fashion_mnist_googlenet.pt"
 BUNDLED_CARD = ASSETS_DIR / "fashion_mnist_googlenet.json"
 OFFLINE_ENV = "GNET_OFFLINE"  # set to 1 to never try a download
 _IMAGENET = GoogLeNet_Weights.IMAGENET1K_V1
-_MAX_LISTED = 8  # keys listed per problem in a mismatch error
 
 
 @dataclass(frozen=True)
@@ -112,102 +111,6 @@ class LoadedModel:
         from .images import load_image  # images imports nothing from here; local import keeps load() light
 
         return self.transform(load_image(image)).unsqueeze(0).to(self.device)
-
-
-# ---------------------------------------------------------------- checkpoint files
-
-
-def read_checkpoint(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, every failure turned into a named error."""
-    if not path.exists():
-        raise WeightsNotFoundError(f"Checkpoint file {str(path)!r} does not exist: check the path.")
-    if path.is_dir():
-        raise CheckpointError(f"{str(path)!r} is a folder, not a checkpoint file: pass the .pt/.pth file inside it.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only" in str(e):
-            raise CheckpointError(
-                f"{str(path)!r} contains pickled Python objects, not just tensors, so it was not loaded "
-                "(it could run code): re-save it with torch.save(model.state_dict(), path)."
-            ) from None
-        raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint ({e}).") from None
-    except Exception as e:  # torch.load raises anything from KeyError to RuntimeError on garbage input
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"{str(path)!r} is not a PyTorch checkpoint ({reason}): pass a file saved with torch.save."
-        ) from None
-
-
-def _state_dict_of(obj: Any, path: Path) -> dict[str, Tensor]:
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"{str(path)!r} holds no state dict of tensors: save it with torch.save(model.state_dict(), path)."
-        )
-    # Checkpoints saved from nn.DataParallel prefix every key with "module.".
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
-
-
-def _infer_config(sd: Mapping[str, Tensor], path: Path) -> GoogLeNetConfig:
-    """The variant a bare state dict was saved from, read off its keys and shapes."""
-    if "fc.weight" not in sd or "conv1.conv.weight" not in sd:
-        raise CheckpointError(
-            f"{str(path)!r} is not a GoogLeNet checkpoint: it has no 'conv1.conv.weight' / 'fc.weight' "
-            f"(first keys: {', '.join(list(sd)[:4])})."
-        )
-    k5 = sd.get("inception3a.branch3.1.conv.weight")
-    return GoogLeNetConfig(
-        num_classes=sd["fc.weight"].shape[0],
-        batch_norm="conv1.bn.weight" in sd,
-        branch5x5_kernel=int(k5.shape[-1]) if k5 is not None and k5.shape[-1] in (3, 5) else 3,
-    )
-
-
-def _check_keys(net: nn.Module, sd: Mapping[str, Tensor], path: Path) -> list[str]:
-    """Raise CheckpointError listing every key problem; return the missing aux-head keys allowed through."""
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    mismatched = [
-        f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape
-    ]
-    # torchvision drops the aux heads when aux_logits=False; such a file is usable, heads untrained.
-    aux_missing = [k for k in missing if k.startswith(("aux1.", "aux2."))]
-    missing = [k for k in missing if k not in aux_missing]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file vs model)", mismatched)):
-        if keys:
-            more = f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
-            problems.append(f"{len(keys)} {label}: {', '.join(keys[:_MAX_LISTED])}{more}")
-    if problems:
-        raise CheckpointError(f"{str(path)!r} does not fit this GoogLeNet: " + "; ".join(problems) + ".")
-    return aux_missing
-
-
-def load_checkpoint(path: str | os.PathLike, *, config: GoogLeNetConfig | None = None) -> tuple[GoogLeNet, dict]:
-    """Build the net a checkpoint file describes and load it (float16 files come back as float32).
-
-    Returns the net and the checkpoint's metadata (``card``, ``classes``, ``config`` when present).
-    """
-    path = Path(path).expanduser()
-    obj = read_checkpoint(path)
-    sd = _state_dict_of(obj, path)
-    meta = dict(obj) if isinstance(obj, Mapping) and "state_dict" in obj else {}
-    try:
-        if config is None:
-            config = GoogLeNetConfig(**meta["config"]) if isinstance(meta.get("config"), Mapping) else None
-        net = GoogLeNet(config or _infer_config(sd, path))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{str(path)!r} has a 'config' this version does not understand ({e}).") from None
-    aux_missing = _check_keys(net, sd, path)
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=not aux_missing)
-    meta["aux_heads_missing"] = bool(aux_missing)
-    return net, meta
 
 
 # ---------------------------------------------------------------- sources

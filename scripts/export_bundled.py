@@ -2,7 +2,7 @@
 
     python scripts/export_bundled.py RUN_DIR [--command "..."] [--assets assets]
 
-Writes assets/fashion_mnist_googlenet.{pt,json} with gnet.train.export_bundled, then loads
+Writes assets/fashion_mnist_googlenet.{pt,json} with gnet.export.export_bundled, then loads
 the float16 file back exactly as the app does (gnet.load("bundled")) and evaluates every head
 on the full 10,000-image test set: those are the numbers the model card carries. The float32
 numbers of the run itself (RUN_DIR/final.json) are kept beside them.
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import gnet
 from gnet.data import GrayImageDataset, load_fashion_mnist
-from gnet.train import evaluate, export_bundled, hardware, load_training_checkpoint
+from gnet.checkpoint import load_training_checkpoint
+from gnet.device import hardware
+from gnet.export import export_bundled, git_commit
+from gnet.train import evaluate
 
 
 def main() -> None:
@@ -29,7 +31,7 @@ def main() -> None:
 
     final = json.loads((args.run_dir / "final.json").read_text())
     ckpt = load_training_checkpoint(args.run_dir / "last.pt")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     _, card_path = export_bundled(
         args.run_dir / "last.pt", args.assets,
         accuracy={**final["accuracy"], "split": final["eval_split"]},

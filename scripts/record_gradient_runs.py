@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch
 
-from gnet.train import TrainConfig, hardware, train
+from gnet.device import hardware
+from gnet.runs import RUNS_VERSION
+from gnet.train import TrainConfig, train
 from gnet.weights import ASSETS_DIR
 
 RUNS = {  # name -> (batch_norm, aux, init)
@@ -65,7 +67,7 @@ def main() -> None:
                 }
             )
             print(f"  {result['accuracy']} in {result['wall_time_s']} s", flush=True)
-    (args.out / "index.json").write_text(json.dumps({"v": 1, "runs": index}, indent=1) + "\n")
+    (args.out / "index.json").write_text(json.dumps({"v": RUNS_VERSION, "runs": index}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from dashboard import charts, resources
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, download_json, need_analysis
-from gnet.attributions import METHODS, Attribution, modules_read_by
-from gnet.model import BRANCHES
+from gnet.attributions import METHODS, Attribution
+from gnet.layers import BRANCHES, modules_read_by
 
 __all__ = ["render"]
 
@@ -81,7 +81,7 @@ def _controls(loaded, result) -> list[AttributionRequest]:
     )
     module = branch = ""
     if "grad_cam" in methods:
-        readable = modules_read_by(loaded.net, head)
+        readable = modules_read_by(head)
         # Start on the deepest module whose maps are still at least 4x4: a 2x2 Grad-CAM (inception5b
         # at the bundled net's 64 px) says little about where in the image the evidence is.
         sharp = [i for i, name in enumerate(readable) if result.modules[name].output_shape[1] >= 4]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, tables
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_analysis
 
@@ -30,13 +29,13 @@ def render(sel: Selection) -> None:
             _branch(result.image, module_name, branch, stats)
     _focus(result, module_name)
     st.subheader("Energy share of each branch, across all nine modules")
-    shares = _energy_table(result)
+    shares = tables.branch_energy(result)
     chart(
         charts.energy_shares(shares),
         "Share of each module's output energy (sum of squared activations) produced by each branch. "
         "Look for the module where the 3x3 and '5x5' branches take over from the 1x1 one, and how it changes with depth.",
     )
-    download_csv(_stats_table(result), "Branch statistics, all modules (CSV)", "branch_stats.csv")
+    download_csv(tables.branch_stats(result), "Branch statistics, all modules (CSV)", "branch_stats.csv")
 
 
 def _shape(module) -> str:
@@ -89,23 +88,3 @@ def _focus(result, module_name: str) -> None:
                 charts.overlay(result.image, activation, "on the image", height=340),
                 "The same map stretched over the image: what it responds to.",
             )
-
-
-def _energy_table(result) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"module": m, "branch": b, "energy_share": r.energy_share}
-            for m, module in result.modules.items()
-            for b, r in module.branches.items()
-        ]
-    )
-
-
-def _stats_table(result) -> pd.DataFrame:
-    rows = []
-    for m, module in result.modules.items():
-        for b, r in module.branches.items():
-            stats = r.stats()
-            stats["top_channels"] = " ".join(map(str, stats["top_channels"]))
-            rows.append({"module": m, "branch": b, **stats})
-    return pd.DataFrame(rows)

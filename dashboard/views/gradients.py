@@ -15,11 +15,12 @@ import pandas as pd
 import streamlit as st
 
 import gnet
-from dashboard import charts, resources
+from dashboard import charts, live, resources
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv
-from gnet.gradients import LOSSES, aux_ratio
-from gnet.train import AUX_WEIGHT
+from gnet.gradients import COLUMNS, LOSSES, VARIANT_COLUMNS, aux_ratio
+from gnet.layers import HEADS
+from gnet.losses import AUX_WEIGHT
 from gnet.model import INIT_SCHEMES
 from gnet.runs import RecordedRuns
 
@@ -164,7 +165,7 @@ def _live_frame(sel: Selection, variants: list[str], inits: list[str]) -> pd.Dat
 
 
 def _depth_and_ratio(frame: pd.DataFrame, losses: list[str], quantity: str, aux_layers: bool, source: str) -> None:
-    value = f"{quantity}_norm"
+    frame = frame[frame["quantity"] == quantity]
     shown = frame[frame["loss"].isin(losses)]
     if not aux_layers:
         shown = shown[shown["kind"] != "aux"]
@@ -172,7 +173,7 @@ def _depth_and_ratio(frame: pd.DataFrame, losses: list[str], quantity: str, aux_
         st.info("Pick at least one loss, one network and one initialisation.")
         return
     chart(
-        charts.gradient_depth(shown, value=value, title=_QUANTITIES[quantity]),
+        charts.gradient_depth(shown, value="norm", title=_QUANTITIES[quantity]),
         "Each line is one network and loss, from the input (left) to the classifier (right), on a log scale. "
         "Compare the levels: without batch norm at N(0, 0.01) the main loss (solid) leaves every layer orders of "
         "magnitude less gradient than batch norm does, as the small weights shrink the signal forward and the "
@@ -180,15 +181,13 @@ def _depth_and_ratio(frame: pd.DataFrame, losses: list[str], quantity: str, aux_
         "less so those up to inception4d (aux2); past it the lines meet. With batch norm the two nearly coincide. "
         "Add Xavier or Kaiming to see how much of the gap is the initialisation.",
     )
-    columns = ["series", "variant", "batch_norm", "init", "loss", "layer", "depth", "kind", "weight_norm",
-               "activation_norm"]
+    columns = ["series", *VARIANT_COLUMNS, *COLUMNS]
     download_csv(shown[columns], "Gradient norms shown (CSV)", f"gradient_norms_{source}.csv")
 
     st.subheader("With aux / without aux, per layer")
     ratios = _with_series(aux_ratio(frame.drop(columns="series")))
-    ratio = f"{quantity}_ratio"
     chart(
-        charts.aux_ratio_lines(ratios, value=ratio),
+        charts.aux_ratio_lines(ratios, value="ratio"),
         "The combined loss's gradient norm divided by the main loss's, per layer, on a log scale. Above the "
         "dotted line at 1 the auxiliary losses add gradient. The ratio is largest at the stem and falls to 1 "
         "after inception4d, past the last auxiliary branch, where only the main loss reaches.",
@@ -207,8 +206,9 @@ def _gain_text(ratio: float) -> str:
 
 def _findings(frame: pd.DataFrame) -> None:
     """The numbers the text quotes, read from the data shown: conv1's gradients per network."""
-    conv1 = frame[frame["layer"] == "conv1"]
-    table = conv1.pivot_table(index="series", columns="loss", values="weight_norm", sort=False)
+    first = frame["depth"] == frame["depth"].min()
+    conv1 = frame[first & (frame["quantity"] == "weight")]
+    table = conv1.pivot_table(index="series", columns="loss", values="norm", sort=False)
     if not {"main", "combined"} <= set(table.columns):
         return
     lines = [
@@ -283,7 +283,7 @@ def _recorded_training(runs: RecordedRuns) -> None:
         accuracy, hide_index=True,
         column_config={
             **{f"accuracy_{h}": st.column_config.NumberColumn(f"{h} test acc.", format="percent")
-               for h in resources.HEADS},
+               for h in HEADS},
             "eval_split": "evaluated on",
             "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
         },
@@ -308,13 +308,13 @@ def _live_training() -> None:
         batch_norm = a.toggle("Batch norm", key=Keys.LIVE_BATCH_NORM)
         aux = b.toggle("Auxiliary losses", value=True, key=Keys.LIVE_AUX)
         init = c.selectbox("Initialisation", INIT_SCHEMES, format_func=_INIT_NAMES.get, key=Keys.LIVE_INIT)
-        steps = d.slider("Steps", 10, resources.LIVE_MAX_STEPS, 30, step=10, key=Keys.LIVE_STEPS)
-        request = resources.LiveRunRequest(batch_norm=batch_norm, aux=aux, init=init, steps=int(steps))
+        steps = d.slider("Steps", 10, live.LIVE_MAX_STEPS, 30, step=10, key=Keys.LIVE_STEPS)
+        request = live.LiveRunRequest(batch_norm=batch_norm, aux=aux, init=init, steps=int(steps))
         st.caption(
             f"Fashion-MNIST, batch {request.batch_size}, {request.input_size} px, the paper's 5x5 kernels, seed 0, "
             "on as many torch threads as the app already uses (the setting is process-wide, so a live run leaves "
-            f"it alone); the gradient norms are logged every {resources.LIVE_LOG_EVERY} steps and the finished "
-            f"net is tested on {resources.LIVE_EVAL_IMAGES} test images. A step takes a fraction of a second."
+            f"it alone); the gradient norms are logged every {live.LIVE_LOG_EVERY} steps and the finished "
+            f"net is tested on {live.LIVE_EVAL_IMAGES} test images. A step takes a fraction of a second."
         )
         start = st.form_submit_button("Train", type="primary", key=Keys.LIVE_START, icon=":material/play_arrow:")
     if start:
@@ -326,7 +326,7 @@ def _live_training() -> None:
         _show_live(run)
 
 
-def _train(request: resources.LiveRunRequest) -> None:
+def _train(request: live.LiveRunRequest) -> None:
     """Run ``request`` with a progress bar and a Stop button, keeping the run so far in the session.
 
     Clicking Stop (or any other widget) makes Streamlit start a new script run at once, while this
@@ -340,10 +340,10 @@ def _train(request: resources.LiveRunRequest) -> None:
     label = _run_label(request.batch_norm, request.aux, request.init)
     bar = st.progress(0.0, text=f"Training {label}: loading Fashion-MNIST...")
     st.button("Stop", key=Keys.LIVE_STOP, icon=":material/stop:",
-              help=f"Stops within {resources.LIVE_CHUNK} steps.")
+              help=f"Stops within {live.LIVE_CHUNK} steps.")
     charts_so_far = st.empty()
 
-    def on_chunk(run: resources.LiveRun) -> bool:
+    def on_chunk(run: live.LiveRun) -> bool:
         if st.session_state.get(Keys.LIVE_ACTIVE) != run_id:
             return False
         st.session_state[Keys.LIVE_RUN] = run
@@ -354,7 +354,7 @@ def _train(request: resources.LiveRunRequest) -> None:
         return True
 
     try:
-        run = resources.train_live(request, on_chunk)
+        run = live.train_live(request, on_chunk)
         if st.session_state.get(Keys.LIVE_ACTIVE) == run_id:
             st.session_state[Keys.LIVE_RUN] = run  # the finished run, with its test accuracy
     except gnet.GNetError as e:
@@ -368,19 +368,19 @@ def _train(request: resources.LiveRunRequest) -> None:
         st.rerun()  # redraw without the progress bar and the Stop button; the result is in the session
 
 
-def _show_live(run: resources.LiveRun) -> None:
+def _show_live(run: live.LiveRun) -> None:
     request = run.request
     label = _run_label(request.batch_norm, request.aux, request.init)
     if run.accuracy is None:
         st.warning(f"{label}: stopped at step {run.step} of {request.steps}; the charts show the steps done.")
     else:
-        accs = ", ".join(f"{h} {run.accuracy[h]:.0%}" for h in resources.HEADS)
+        accs = ", ".join(f"{h} {run.accuracy[h]:.0%}" for h in HEADS)
         st.success(f"{label}: {run.step} steps in {run.wall_time_s:.0f} s. Accuracy on {run.eval_split}: {accs} "
                    "(10% is chance).")
     _live_charts(run, final=True)
 
 
-def _live_charts(run: resources.LiveRun, *, final: bool) -> None:
+def _live_charts(run: live.LiveRun, *, final: bool) -> None:
     if run.grad_norms.empty:
         return
     label = _run_label(run.request.batch_norm, run.request.aux, run.request.init)

@@ -6,9 +6,10 @@ import math
 
 import streamlit as st
 
-from dashboard import charts, resources
+from dashboard import charts, resources, tables
 from dashboard.state import Selection
 from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
+from gnet.layers import HEADS
 
 __all__ = ["render"]
 
@@ -52,7 +53,7 @@ def _batch(sel: Selection, loaded) -> None:
     if batch.empty:
         st.info("No sample images in assets/samples.")
         return
-    accuracy = resources.head_accuracy(batch)
+    accuracy = tables.head_accuracy(batch)
     left, right = st.columns([2, 3])
     with left:
         if accuracy["labelled_samples"].iloc[0]:
@@ -71,12 +72,12 @@ def _batch(sel: Selection, loaded) -> None:
             )
     with right:
         chart(
-            charts.agreement_heatmap(resources.agreement_matrix(batch)),
+            charts.agreement_heatmap(tables.agreement_matrix(batch)),
             f"How often two heads pick the same class over the {len(batch)} sample images. "
             "Low agreement with an untrained head is expected.",
         )
     st.dataframe(
         batch, hide_index=True,
-        column_config={f"{h}_prob": st.column_config.NumberColumn(format="percent") for h in resources.HEADS},
+        column_config={f"{h}_prob": st.column_config.NumberColumn(format="percent") for h in HEADS},
     )
     download_csv(batch, "Predictions on all samples (CSV)", "batch_predictions.csv")

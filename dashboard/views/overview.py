@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gnet
-from dashboard import charts, resources
+from dashboard import charts, resources, tables
 from dashboard.state import Selection
 from dashboard.views.common import chart, download_json, need_analysis, untrained_warning
 
@@ -46,17 +46,17 @@ def render(sel: Selection) -> None:
         f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
         f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
     )
-    download_json(result.to_json(), "Analysis (JSON)", "analysis.json")
+    download_json(result.to_dict(), "Analysis (JSON)", "analysis.json")
 
 
 def _preprocessing(loaded: gnet.LoadedModel) -> str:
     """The card's preprocessing in words, or what is assumed when the card does not say."""
     if "preprocessing" not in loaded.card.details:
         return "normalised as the weights expect"
-    return resources.describe_preprocessing(loaded.card.details["preprocessing"])
+    return tables.describe_preprocessing(loaded.card.details["preprocessing"])
 
 
-def _explanations(stages, loaded, saving: resources.Bottleneck) -> None:
+def _explanations(stages, loaded, saving: tables.Bottleneck) -> None:
     """Why each part is there, with this network's own numbers."""
     num_classes, input_size = len(loaded.classes), loaded.card.input_size
     by_stage = stages.set_index("stage")
@@ -85,7 +85,7 @@ def _explanations(stages, loaded, saving: resources.Bottleneck) -> None:
         )
 
 
-def _bottleneck_text(saving: resources.Bottleneck) -> str:
+def _bottleneck_text(saving: tables.Bottleneck) -> str:
     """The 1x1 reduction's saving in inception3a's '5x5' branch, counted with the reduction's own cost."""
     k = saving.kernel
     torchvision = "; torchvision's is 3x3, pytorch/vision#906" if k == 3 else ""

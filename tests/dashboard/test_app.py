@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import gnet
-from dashboard import resources
+from dashboard import live, resources
 from gnet.gradients import aux_ratio, compare_variants
 from gnet.runs import load_runs
 from gnet.samples import sample_images
@@ -22,7 +23,14 @@ from tests.conftest import write_fake_fashion_mnist
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT_S = 300  # a cold model load plus the batch of samples on a slow shared CPU
-PAGES = ("overview", "branches", "heads", "gradients", "cost", "attributions")
+PAGES = {  # route -> the title the page shows
+    "overview": "GoogLeNet Explorer",
+    "branches": "Inception branches",
+    "heads": "Heads: aux1, aux2 and main",
+    "gradients": "Gradients",
+    "cost": "Cost",
+    "attributions": "Attributions",
+}
 
 
 def _open(page: str = "overview") -> AppTest:
@@ -41,17 +49,23 @@ def _chart_text(at: AppTest) -> str:
     return " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
 
 
+def _chart_annotations(at: AppTest) -> list:
+    """The first chart's subplot titles (plotly annotations)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return [type("A", (), a) for a in spec["layout"].get("annotations", [])]
+
+
 @pytest.fixture(scope="module")
 def first_sample():
     return sample_images()[0]
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_runs(app_weights, page):
     at = _open(page)
     _ok(at)
     assert at.sidebar.selectbox(key="weights").value == app_weights
-    assert at.title, "every page has a title"
+    assert [t.value for t in at.title] == [PAGES[page]]
 
 
 def test_overview_shows_the_three_heads_and_the_stages(app_weights, first_sample):
@@ -85,9 +99,25 @@ def test_heads_compares_three_heads_and_the_batch(app_weights):
     assert list(summary["head"]) == ["main", "aux1", "aux2"]
     batch = at.dataframe[-1].value
     assert len(batch) == len(sample_images())
-    card = gnet.load(app_weights, "cpu").card
-    if card.untrained_heads:
-        assert any("never trained" in w.value or "noise" in w.value for w in at.warning)
+    assert not gnet.load(app_weights, "cpu").card.untrained_heads
+    assert not at.warning  # every head of the test weights is trained: nothing to warn about
+
+
+def test_heads_warns_about_untrained_heads(monkeypatch, tmp_path):
+    """A checkpoint whose card says its aux heads were never trained gets a warning naming them."""
+    net = gnet.googlenet(num_classes=10, init="kaiming", seed=0)
+    card = {
+        "name": "aux never trained", "classes": [f"k{i}" for i in range(10)], "input_size": 64,
+        "preprocessing": {"mean": [0.3], "std": [0.35]}, "heads_trained": {"main": True, "aux1": False, "aux2": False},
+    }
+    path = tmp_path / "untrained_aux.pt"
+    torch.save({"config": net.config.to_dict(), "state_dict": net.state_dict(), "card": card}, path)
+    monkeypatch.setenv("GNET_WEIGHTS", str(path))
+    at = _open("heads")
+    _ok(at)
+    (warning,) = at.warning
+    assert "aux1 and aux2 head(s) of these weights were never trained (aux never trained)" in warning.value
+    assert [a.text for a in _chart_annotations(at)][:3] == ["main", "aux1 (untrained)", "aux2 (untrained)"]
 
 
 def _markdown(at: AppTest) -> str:
@@ -105,9 +135,10 @@ def test_gradients_from_the_recorded_runs(app_weights):
         assert words in text
     assert any("8 Fashion-MNIST test images" in c.value for c in at.caption)  # the input used is stated
     assert any("depends on the initialisation and on the input" in c.value for c in at.caption)
-    ratios = aux_ratio(load_runs().comparison).set_index(["variant", "init", "layer"])["weight_ratio"]
-    assert f"{ratios['no_bn', 'trunc_normal', 'conv1']:,.0f}x" in text  # the numbers come from the data
-    assert f"{ratios['no_bn', 'xavier', 'conv1']:.3g}x" in text
+    ratios = aux_ratio(load_runs().comparison)
+    ratios = ratios[ratios["quantity"] == "weight"].set_index(["variant", "init", "layer"])["ratio"]
+    assert f"{ratios['no_bn', 'trunc_normal', 'conv1.conv']:,.0f}x" in text  # the numbers come from the data
+    assert f"{ratios['no_bn', 'xavier', 'conv1.conv']:.3g}x" in text
     assert len(at.get("download_button")) >= 4
     at.radio(key="gradients_quantity").set_value("activation").run()
     at.multiselect(key="gradients_inits").set_value(["trunc_normal", "kaiming"]).run()
@@ -144,19 +175,19 @@ def test_live_training_reports_in_chunks_and_stops(monkeypatch, tmp_path):
     before = set(Path(tempfile.gettempdir()).glob("gnet-live-*"))
     seen = []
 
-    def on_chunk(run: resources.LiveRun) -> bool:
+    def on_chunk(run: live.LiveRun) -> bool:
         seen.append(run)
         return True
 
-    request = resources.LiveRunRequest(steps=10)  # 6 batches of 16: the one epoch ends the run at step 6
-    run = resources.train_live(request, on_chunk, chunk=3)
+    request = live.LiveRunRequest(steps=10)  # 6 batches of 16: the one epoch ends the run at step 6
+    run = live.train_live(request, on_chunk, chunk=3)
     assert [r.step for r in seen] == [3, 6]
     assert all(r.accuracy is None for r in seen)  # the accuracy comes once, at the end
     assert run.step == 6 and set(run.accuracy) == {"main", "aux1", "aux2"}
     assert set(run.grad_norms["step"]) == {5}  # logged every 5 steps
     assert set(run.losses["head"]) == {"main", "aux1", "aux2", "total"}
     assert set(Path(tempfile.gettempdir()).glob("gnet-live-*")) == before  # the run folder is gone
-    stopped = resources.train_live(request, lambda run: False, chunk=3)  # the session's stop flag
+    stopped = live.train_live(request, lambda run: False, chunk=3)  # the session's stop flag
     assert stopped.step == 3 and stopped.accuracy is None
     assert set(Path(tempfile.gettempdir()).glob("gnet-live-*")) == before
 
@@ -212,14 +243,18 @@ def test_attributions_compute_and_are_kept(app_weights):
 
 
 def test_uploaded_image(app_weights, first_sample):
+    loaded = gnet.load(app_weights, "cpu")
+    top1 = {s.name: gnet.analyze(loaded, s.path).heads["main"].top[0].label for s in sample_images()}
+    other = next(s for s in sample_images() if top1[s.name] != top1[first_sample.name])
     at = _open()
     at.sidebar.radio(key="image_mode").set_value("Upload").run()
     assert any("Choose an image" in i.value for i in at.info)
-    data = Path(first_sample.path).read_bytes()
-    at.sidebar.file_uploader(key="image_upload").set_value((f"mine{first_sample.path.suffix}", data, "image/png"))
+    data = Path(other.path).read_bytes()
+    at.sidebar.file_uploader(key="image_upload").set_value((f"mine{other.path.suffix}", data, "image/png"))
     at.run()
     _ok(at)
-    assert at.get("plotly_chart")
+    main = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]  # the top-5 bars of the main head
+    assert main["name"] == "main" and main["y"][-1] == top1[other.name]  # the upload, not the default sample
 
 
 def test_broken_upload_shows_the_library_sentence(app_weights):

@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from dashboard import charts, resources
-from gnet.flops import flops, to_frame
+from dashboard import charts, resources, tables
+from gnet.layers import point
+from gnet.cost import flops, to_frame
 from gnet.model import googlenet
 
 HEADS = ("main", "aux1", "aux2")
@@ -32,10 +33,14 @@ def cost_rows() -> pd.DataFrame:
 
 def test_top_k_bars_one_panel_per_head_and_marks_untrained():
     tops = {h: [("cat", 0.6), ("dog", 0.3), ("car", 0.1)] for h in HEADS}
+    tops["aux2"] = [("dog", 0.5), ("cat", 0.45), ("car", 0.05)]
     fig = charts.top_k_bars(tops, untrained=["aux1"])
     assert isinstance(fig, go.Figure)
     assert [t.name for t in fig.data] == list(HEADS)
     assert list(fig.data[0].y) == ["car", "dog", "cat"]  # most likely on top
+    assert list(fig.data[0].x) == [0.1, 0.3, 0.6] and list(fig.data[0].text) == ["10.0%", "30.0%", "60.0%"]
+    assert list(fig.data[2].y) == ["car", "cat", "dog"]  # each head keeps its own order
+    assert [fig.layout[f"xaxis{i}"].range for i in ("", "2", "3")] == [(0, 1)] * 3  # probabilities share a scale
     titles = [a.text for a in fig.layout.annotations]
     assert "aux1 (untrained)" in titles and "main" in titles
 
@@ -51,18 +56,18 @@ def test_head_metrics_and_agreement():
             "aux2_label": ["b", "b", "c", "b"],
         }
     )
-    matrix = resources.agreement_matrix(batch)
+    matrix = tables.agreement_matrix(batch)
     assert matrix.loc["main", "main"] == 1.0
     assert matrix.loc["main", "aux1"] == pytest.approx(0.75)
     assert matrix.loc["aux1", "aux2"] == pytest.approx(0.25)
-    accuracy = resources.head_accuracy(batch).set_index("head")["accuracy"]
+    accuracy = tables.head_accuracy(batch).set_index("head")["accuracy"]
     assert accuracy["main"] == pytest.approx(2 / 3) and accuracy["aux2"] == pytest.approx(2 / 3)
     fig = charts.agreement_heatmap(matrix)
     assert fig.data[0].z.shape == (3, 3)
 
 
 def test_stage_summary_and_diagram(cost_rows):
-    stages = resources.stage_summary(cost_rows)
+    stages = tables.stage_summary(cost_rows)
     assert list(stages["stage"][:3]) == ["stem", "inception3a", "inception3b"]
     assert {"aux1", "aux2", "maxpool3", "maxpool4", "avgpool", "classifier"} <= set(stages["stage"])
     assert sum(stages["stage"].str.startswith("inception")) == 9
@@ -107,17 +112,23 @@ def test_feature_maps_and_overlay():
 
 
 def test_energy_shares():
+    values = {"1x1": 0.4, "3x3": 0.3, "5x5": 0.2, "pool_proj": 0.1}
     shares = pd.DataFrame(
-        [{"module": m, "branch": b, "energy_share": 0.25} for m in ("inception3a", "inception3b") for b in charts.BRANCH_COLORS]
+        [{"module": m, "branch": b, "energy_share": v} for m in ("inception3a", "inception3b") for b, v in values.items()]
     )
-    assert len(charts.energy_shares(shares).data) == 4
+    fig = charts.energy_shares(shares)
+    assert [t.name for t in fig.data] == list(values)  # one stacked bar per branch, in concatenation order
+    for trace in fig.data:
+        assert list(trace.x) == ["inception3a", "inception3b"] and list(trace.y) == [values[trace.name]] * 2
+        assert trace.marker.color == charts.BRANCH_COLORS[trace.name]
+    assert fig.layout.barmode == "relative" and fig.layout.yaxis.range == (0, 1)
 
 
 def _norms(series: str, loss: str, values: list[float]) -> pd.DataFrame:
-    layers = [("conv1", "stem"), ("inception3a.1x1", "inception"), ("aux1.fc2", "aux"), ("fc", "classifier")]
+    layers = [point(n) for n in ("conv1.conv", "inception3a.1x1.conv", "aux1.fc2", "fc")]
     return pd.DataFrame(
-        [{"series": series, "loss": loss, "layer": name, "depth": i, "kind": kind, "weight_norm": v}
-         for i, ((name, kind), v) in enumerate(zip(layers, values))]
+        [{"series": series, "loss": loss, "layer": p.name, "depth": i, "kind": p.kind, "module": p.module, "norm": v}
+         for i, (p, v) in enumerate(zip(layers, values))]
     )
 
 
@@ -127,7 +138,7 @@ def test_gradient_depth_one_line_per_series_and_loss_on_a_log_scale():
         _norms("no BN", "combined", [1e-7, 1e-5, 0.5, 1.0]),
         _norms("BN", "main", [0.3, 0.5, 0.0, 1.0]),
     ])
-    fig = charts.gradient_depth(frame, value="weight_norm", title="weight gradient")
+    fig = charts.gradient_depth(frame, value="norm", title="weight gradient")
     assert fig.layout.yaxis.type == "log"
     lines = [t for t in fig.data if t.showlegend is not False]
     assert sorted(t.name for t in lines) == ["BN · main", "no BN · combined", "no BN · main"]
@@ -140,9 +151,9 @@ def test_gradient_depth_one_line_per_series_and_loss_on_a_log_scale():
 
 
 def test_aux_ratio_lines_have_a_rule_at_one():
-    ratios = _norms("no BN", "", [1e4, 10.0, 1.0, 1.0]).rename(columns={"weight_norm": "weight_ratio"})
+    ratios = _norms("no BN", "", [1e4, 10.0, 1.0, 1.0]).rename(columns={"norm": "ratio"})
     ratios = ratios[ratios["kind"] != "aux"]
-    fig = charts.aux_ratio_lines(ratios, value="weight_ratio")
+    fig = charts.aux_ratio_lines(ratios, value="ratio")
     assert fig.layout.yaxis.type == "log"
     assert [t.name for t in fig.data] == ["no BN"]
     assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(1, 1)]
@@ -183,7 +194,7 @@ def test_loss_curves_one_panel_per_head_one_colour_per_run():
     ],
 )
 def test_bottleneck_cost_counts_the_reduction_too(kernel, direct, with_bottleneck, ratio):
-    saving = resources.bottleneck_cost(flops(googlenet(branch5x5_kernel=kernel), 224), kernel)
+    saving = tables.bottleneck_cost(flops(googlenet(branch5x5_kernel=kernel), 224), kernel)
     assert (saving.in_channels, saving.reduce_channels, saving.out_channels) == (192, 16, 32)
     assert (saving.height, saving.width) == (28, 28)
     assert saving.direct_macs == direct and saving.reduce_macs + saving.conv_macs == with_bottleneck
@@ -192,7 +203,7 @@ def test_bottleneck_cost_counts_the_reduction_too(kernel, direct, with_bottlenec
 
 
 def test_bottleneck_ratio_does_not_depend_on_the_input_size():
-    small = resources.bottleneck_cost(flops(googlenet(branch5x5_kernel=5), 64), 5)
+    small = tables.bottleneck_cost(flops(googlenet(branch5x5_kernel=5), 64), 5)
     assert (small.height, small.width) == (8, 8) and small.ratio == pytest.approx(300 / 31)
 
 
@@ -201,16 +212,16 @@ def test_preprocessing_in_words():
         "grayscale": True, "resize": 64, "mean": [0.286] * 3, "std": [0.353] * 3,
         "channels": "gray repeated to 3", "invert": "auto: photos whose border is lighter are inverted",
     }
-    text = resources.describe_preprocessing(trained)
+    text = tables.describe_preprocessing(trained)
     assert text == (
         "grayscale, resize 64, mean 0.286 / std 0.353, channels: gray repeated to 3, "
         "invert auto: photos whose border is lighter are inverted"
     )
-    assert resources.describe_preprocessing({"mean": [0.5, 0.4, 0.3], "std": [0.2], "invert": "none"}) == (
+    assert tables.describe_preprocessing({"mean": [0.5, 0.4, 0.3], "std": [0.2], "invert": "none"}) == (
         "mean (0.5, 0.4, 0.3) / std 0.2"
     )
     imagenet = "resize 256, centre crop 224, ImageNet mean/std"
-    assert resources.describe_preprocessing(imagenet) == imagenet
+    assert tables.describe_preprocessing(imagenet) == imagenet
 
 
 def test_checkpoint_upload_is_written_whole_even_over_a_truncated_file(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gnet.__main__ import main
+from gnet.cli import main
 from gnet.model import googlenet
 
 ROOT = Path(__file__).resolve().parents[2]

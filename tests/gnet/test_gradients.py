@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gnet.__main__ import main as cli_main
+from gnet.cli import main as cli_main
 from gnet.data import fashion_mnist_dir
-from gnet.gradients import LOSSES, aux_ratio, compare_variants, layer_gradients
+from gnet.gradients import COLUMNS, LOSSES, VARIANT_COLUMNS, aux_ratio, compare_variants, layer_gradients
 from gnet.model import googlenet
+from gnet.layers import WEIGHT_LAYERS, point, submodule
+from gnet.losses import AUX_WEIGHT, head_losses
 from gnet.probe import capture
-from gnet.train import AUX_WEIGHT, head_losses, named_weight_layers
 from gnet.weights import ASSETS_DIR
 from tests.conftest import modules_with_hooks
 
@@ -31,19 +33,24 @@ def _batch(n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _separate(net, x, y, loss_name: str, *, training: bool, seed: int | None = None):
     """One full forward + backward for one loss, the plain way: {layer: (weight norm, activation norm)}."""
-    layers = named_weight_layers(net)
+    layers = {p.name: submodule(net, p.name) for p in WEIGHT_LAYERS}
     net.train(training)
     if seed is not None:
         torch.manual_seed(seed)
-    with capture(net, dict(layers), detach=False) as outputs:
+    with capture(net, layers, detach=False) as outputs:
         out = net(x)
     losses = head_losses(out, y)
     losses["combined"] = losses["total"]
-    tensors = [m.weight for _, m in layers] + [outputs[name] for name, _ in layers]
+    tensors = [m.weight for m in layers.values()] + [outputs[name] for name in layers]
     grads = torch.autograd.grad(losses[loss_name], tensors, allow_unused=True)
     norm = [0.0 if g is None else float(g.double().norm()) for g in grads]
     n = len(layers)
-    return {name: (norm[i], norm[n + i]) for i, (name, _) in enumerate(layers)}
+    return {name: (norm[i], norm[n + i]) for i, name in enumerate(layers)}
+
+
+def _norm(result, layer: str, loss: str, quantity: str = "weight") -> float:
+    table = result.table(quantity).set_index("layer")
+    return float(table.loc[layer, loss])
 
 
 def test_norms_match_manual_autograd_for_one_layer():
@@ -58,8 +65,7 @@ def test_norms_match_manual_autograd_for_one_layer():
          + AUX_WEIGHT * (F.cross_entropy(out.aux1, y) + F.cross_entropy(out.aux2, y))),
     ):
         (g,) = torch.autograd.grad(loss, net.inception3b.branch2[1].conv.weight, retain_graph=True)
-        row = next(r for r in result.layers if r["name"] == "inception3b.3x3")
-        assert row["weight"][loss_name] == pytest.approx(float(g.double().norm()), rel=1e-5)
+        assert _norm(result, "inception3b.3x3.conv", loss_name) == pytest.approx(float(g.double().norm()), rel=1e-5)
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -68,39 +74,43 @@ def test_four_losses_from_one_pass_equal_four_separate_passes(training):
     x, y = _batch()
     # Training mode: batch statistics and dropout; the same seed gives the same dropout masks.
     result = layer_gradients(net, x, y, training=training, seed=5)
+    weight, activation = (result.table(q).set_index("layer") for q in ("weight", "activation"))
     for loss_name in LOSSES:
         expected = _separate(net, x, y, loss_name, training=training, seed=5)
-        for row in result.layers:
-            w, a = expected[row["name"]]
-            assert row["weight"][loss_name] == pytest.approx(w, rel=1e-4, abs=1e-30), (loss_name, row["name"])
-            assert row["activation"][loss_name] == pytest.approx(a, rel=1e-4, abs=1e-30), (loss_name, row["name"])
+        for name, (w, a) in expected.items():
+            assert weight.loc[name, loss_name] == pytest.approx(w, rel=1e-4, abs=1e-30), (loss_name, name)
+            assert activation.loc[name, loss_name] == pytest.approx(a, rel=1e-4, abs=1e-30), (loss_name, name)
 
 
 def test_unreached_layers_have_zero_norm_and_rows_are_in_depth_order():
     result = layer_gradients(_net(), *_batch(), training=False)
-    rows = {r["name"]: r for r in result.layers}
-    assert [r["depth"] for r in result.layers] == list(range(len(result.layers)))
-    assert result.layers[0]["name"] == "conv1" and result.layers[-1]["name"] == "fc"
-    assert rows["aux1.fc2"]["weight"]["main"] == 0.0  # main loss never flows into the aux heads
-    assert rows["inception5b.1x1"]["weight"]["aux1"] == 0.0  # aux1 branches off before inception4b
-    assert rows["aux1.fc2"]["weight"]["aux1"] > 0.0
-    assert {r["kind"] for r in result.layers} == {"stem", "inception", "aux", "classifier"}
+    table = result.table("weight")
+    assert list(table["depth"]) == list(range(len(WEIGHT_LAYERS)))
+    assert list(table["layer"]) == [p.name for p in WEIGHT_LAYERS]
+    assert table["layer"].iloc[0] == "conv1.conv" and table["layer"].iloc[-1] == "fc"
+    assert _norm(result, "aux1.fc2", "main") == 0.0  # main loss never flows into the aux heads
+    assert _norm(result, "inception5b.1x1.conv", "aux1") == 0.0  # aux1 branches off before inception4b
+    assert _norm(result, "aux1.fc2", "aux1") > 0.0
+    assert set(table["kind"]) == {"stem", "inception", "aux", "classifier"}
+    reached = result.norms[result.norms["norm"] > 0]
+    for layer, loss in reached[["layer", "loss"]].itertuples(index=False):  # a loss reaches what gnet.layers says
+        assert loss == "combined" or loss in point(layer).heads, (layer, loss)
 
 
 def test_aux_losses_raise_early_gradients_without_batch_norm():
     x, y = _batch()
     result = layer_gradients(_net(batch_norm=False), x, y)
-    for row in result.layers[:3]:  # conv1..conv3, the stem
-        assert row["weight"]["combined"] > row["weight"]["main"] > 0, row["name"]
-        assert row["activation"]["combined"] > row["activation"]["main"] > 0, row["name"]
+    for quantity in ("weight", "activation"):
+        for row in result.table(quantity).head(3).to_dict(orient="records"):  # conv1..conv3, the stem
+            assert row["combined"] > row["main"] > 0, (quantity, row["layer"])
 
 
 def test_dropout_off_makes_training_mode_independent_of_the_seed():
     net, (x, y) = _net(), _batch()
     a = layer_gradients(net, x, y, dropout=False, seed=1)
     b = layer_gradients(net, x, y, dropout=False, seed=2)
-    assert a.layers == b.layers and a.variant["dropout"] is False
-    assert layer_gradients(net, x, y, seed=1).layers != a.layers  # dropout on: the masks matter
+    assert a.norms.equals(b.norms) and a.variant["dropout"] is False
+    assert not layer_gradients(net, x, y, seed=1).norms.equals(a.norms)  # dropout on: the masks matter
 
 
 def test_targets_default_to_the_main_prediction():
@@ -110,7 +120,7 @@ def test_targets_default_to_the_main_prediction():
     by_default = layer_gradients(net, x, training=False)
     explicit = layer_gradients(net, x, predicted, training=False)
     assert by_default.variant["targets"] == "predicted" and explicit.variant["targets"] == "labels"
-    assert by_default.layers[0]["weight"] == explicit.layers[0]["weight"]
+    assert by_default.norms.equals(explicit.norms)
 
 
 def test_net_is_left_as_it_was_even_when_the_forward_raises():
@@ -133,11 +143,17 @@ def test_net_is_left_as_it_was_even_when_the_forward_raises():
 def test_frame_and_json_shapes():
     result = layer_gradients(_net(), *_batch(), training=False)
     frame = result.to_frame()
-    assert len(frame) == len(result.layers) * len(LOSSES) * 2
+    assert len(frame) == len(WEIGHT_LAYERS) * len(LOSSES) * 2
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame.dtypes.to_dict() == frame.astype(COLUMNS).dtypes.to_dict()  # typed columns, as declared
+    assert str(frame["depth"].dtype) == "int64" and str(frame["norm"].dtype) == "float64"
     assert set(frame["quantity"]) == {"weight", "activation"}
-    data = json.loads(json.dumps(result.to_json()))
+    data = json.loads(json.dumps(result.to_dict()))
     assert set(data) == {"variant", "losses", "layers", "activation"}
     assert set(data["layers"][0]) == {"name", "depth", "kind", *LOSSES}
+    assert data["layers"][5]["main"] == frame[
+        (frame["depth"] == 5) & (frame["quantity"] == "weight") & (frame["loss"] == "main")
+    ]["norm"].item()
     assert data["losses"]["combined"] == pytest.approx(
         data["losses"]["main"] + AUX_WEIGHT * (data["losses"]["aux1"] + data["losses"]["aux2"])
     )
@@ -148,13 +164,15 @@ def test_compare_variants_and_aux_ratio():
     loaded = _net()
     frame = compare_variants(x, y, loaded_net=loaded, inits=("trunc_normal",))
     assert set(frame["variant"]) == {"loaded", "no_bn", "bn"}
-    assert list(frame.columns) == [
-        "variant", "batch_norm", "init", "loss", "layer", "depth", "kind", "weight_norm", "activation_norm"
-    ]
+    assert list(frame.columns) == [*VARIANT_COLUMNS, *COLUMNS]
     ratios = aux_ratio(frame)
     assert "aux" not in set(ratios["kind"])  # main does not reach the aux heads: no ratio there
-    conv1 = ratios[ratios["layer"] == "conv1"].set_index("variant")["weight_ratio"]
+    weight = ratios[ratios["quantity"] == "weight"]
+    conv1 = weight[weight["layer"] == "conv1.conv"].set_index("variant")["ratio"]
     assert conv1["no_bn"] > 1.0
+    alone = layer_gradients(loaded, x, y).norms  # each variant's rows are its own layer_gradients table
+    rows = frame[frame["variant"] == "loaded"][list(COLUMNS)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, alone)
     with pytest.raises(ValueError):
         compare_variants(x, inits=("orthogonal",))
 
@@ -166,14 +184,14 @@ def test_cli_json_on_a_fresh_net(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["variant"]["config"]["batch_norm"] is False
     assert data["variant"]["targets"] == "predicted"
-    assert data["layers"][0]["name"] == "conv1"
+    assert data["layers"][0]["name"] == "conv1.conv"
 
 
 def test_cli_table_and_user_errors(capsys):
     photo = ASSETS_DIR / "samples" / "photos" / "coffee.jpg"
     assert cli_main(["gradients", str(photo), "--init", "xavier", "--input-size", "64"]) == 0
     out = capsys.readouterr().out
-    assert "conv1" in out and "combined" in out and "e-" in out
+    assert "conv1.conv" in out and "combined" in out and "e-" in out
     assert cli_main(["gradients", str(photo), "--weights", "random", "--init", "xavier"]) == 2
     assert cli_main(["gradients", "no-such-file.png", "--no-batch-norm"]) == 2
     assert "error:" in capsys.readouterr().err
@@ -184,8 +202,8 @@ def test_cli_compare_csv(capsys):
     args = ["gradients", str(photo), "--compare", "--init", "trunc_normal", "--input-size", "64", "--csv"]
     assert cli_main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "variant,batch_norm,init,loss,layer,depth,kind,weight_norm,activation_norm"
-    assert len(lines) == 1 + 2 * len(LOSSES) * 64  # no_bn and bn, 64 conv/linear layers
+    assert lines[0] == ",".join([*VARIANT_COLUMNS, *COLUMNS])
+    assert len(lines) == 1 + 2 * len(LOSSES) * 2 * 64  # no_bn and bn, 2 quantities, 64 conv/linear layers
     assert cli_main(["gradients", str(photo), "--compare", "--no-batch-norm"]) == 2
 
 

@@ -74,7 +74,7 @@ def test_everything_returned_is_detached_and_on_cpu(tiny_loaded):
 
 
 def test_json_shape(tiny_loaded):
-    j = gnet.analyze(tiny_loaded, _image(3), top=4).to_json()
+    j = gnet.analyze(tiny_loaded, _image(3), top=4).to_dict()
     assert set(j) >= {"model", "device", "heads", "modules", "timing_ms"}
     assert set(j["heads"]) == {"main", "aux1", "aux2"}
     assert len(j["heads"]["aux2"]) == 4 and set(j["heads"]["main"][0]) == {"index", "label", "prob"}

@@ -10,9 +10,10 @@ import pytest
 
 from gnet.errors import DatasetError
 from gnet.gradients import LOSSES
-from gnet.model import INIT_SCHEMES, googlenet
-from gnet.runs import RUNS_DIR, load_runs, read_grad_log
-from gnet.train import named_weight_layers
+from gnet.gradlog import read_grad_log
+from gnet.layers import WEIGHT_LAYERS
+from gnet.model import INIT_SCHEMES
+from gnet.runs import RUNS_DIR, load_runs
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_real_runs_are_tidy_and_complete(runs):
     index = json.loads((RUNS_DIR / "index.json").read_text())["runs"]
     assert list(runs.index["name"]) == [r["name"] for r in index]
     assert {"accuracy_main", "accuracy_aux1", "accuracy_aux2", "command"} <= set(runs.index.columns)
-    layers = [name for name, _ in named_weight_layers(googlenet(num_classes=10, branch5x5_kernel=5))]
+    layers = [p.name for p in WEIGHT_LAYERS]
     for entry in index:
         norms = runs.grad_norms[runs.grad_norms["run"] == entry["name"]]
         steps = sorted(norms["step"].unique())
@@ -49,7 +50,9 @@ def test_comparison_covers_every_variant_init_and_loss(runs):
     assert set(frame["variant"]) == {"no_bn", "bn"}
     assert set(frame["init"]) == set(INIT_SCHEMES)
     assert set(frame["loss"]) == set(LOSSES)
-    assert frame.groupby(["variant", "init", "loss"]).size().nunique() == 1  # every combination has all layers
+    assert set(frame["quantity"]) == {"weight", "activation"}
+    sizes = frame.groupby(["variant", "init", "loss", "quantity"]).size()
+    assert set(sizes) == {len(WEIGHT_LAYERS)}  # every combination has every layer
 
 
 def test_a_corrupt_log_line_names_the_file_and_line(copied: Path):
@@ -64,11 +67,11 @@ def test_a_corrupt_log_line_names_the_file_and_line(copied: Path):
 def test_another_format_version_is_refused(copied: Path):
     index = copied / "index.json"
     data = json.loads(index.read_text())
-    index.write_text(json.dumps({**data, "v": 2}))
-    with pytest.raises(DatasetError, match=r"index\.json has format version 2"):
+    index.write_text(json.dumps({**data, "v": 1}))
+    with pytest.raises(DatasetError, match=r"index\.json has format version 1"):
         load_runs(copied)
     log = copied / "nobn_aux.jsonl"
-    log.write_text(log.read_text().replace('"v": 1', '"v": 7', 1))
+    log.write_text(log.read_text().replace('"v": 2', '"v": 7', 1))
     with pytest.raises(DatasetError, match=r"nobn_aux\.jsonl, line 1, has format version 7"):
         read_grad_log(log)
 

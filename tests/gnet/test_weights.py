@@ -177,7 +177,9 @@ def test_data_parallel_prefix_is_stripped(tmp_path):
     net = googlenet(num_classes=3, seed=0)
     sd = {f"module.{k}": v for k, v in net.state_dict().items()}
     loaded = gnet.load(str(_checkpoint(tmp_path, {"state_dict": sd})), "cpu")
-    torch.testing.assert_close(loaded.net.fc.bias, net.fc.bias)
+    # fc.bias is zero by initialisation; conv1's weight differs from any other net's.
+    torch.testing.assert_close(loaded.net.conv1.conv.weight, net.conv1.conv.weight)
+    assert not torch.equal(loaded.net.conv1.conv.weight, googlenet(num_classes=3, seed=1).conv1.conv.weight)
 
 
 def test_bundled_absent_is_reported_plainly(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gnet.flops import (
+from gnet.cost import (
     KINDS,
     PAPER_TABLE_PATH,
     CostRow,

@@ -18,17 +18,19 @@ Counting convention (pinned by ``tests/gnet/test_flops.py``):
   output element; AdaptiveAvgPool2d the exact size of each pooling window; Dropout 0
   (identity at inference); the input transform (``transform_input=True``) 2 per element.
 
-Row names are module paths with public names: the stem's ``conv1.conv``, ``conv1.bn``,
-``conv1.relu``; in an Inception module the branch's public name, then the convolution's
-role (``inception3a.1x1.conv``, ``inception3a.3x3.reduce``, ``inception3a.3x3.conv``,
-``inception3a.pool_proj.pool``, ``inception3a.pool_proj.proj``) with ``.bn`` / ``.relu``
-appended for the layers after it (``inception3a.3x3.reduce.relu``); ``aux1.conv``,
-``aux1.fc1``, ``aux1.fc2``; ``avgpool``, ``dropout``, ``fc``.
+Row names follow :mod:`gnet.layers`: a convolution or linear layer has its name there
+(``conv1.conv``, ``inception3a.3x3.reduce``, ``inception3a.pool_proj.proj``, ``aux1.fc1``,
+``fc``); the batch norm and ReLU after a convolution add ``.bn`` / ``.relu`` to it
+(``inception3a.3x3.reduce.relu``), except in the stem, where they follow the block
+(``conv1.bn``); other layers are named by their block (``maxpool1``, ``avgpool``), the
+branch's pool ``inception3a.pool_proj.pool``, and an aux head's ``aux1.pool``, ``aux1.relu``,
+``aux1.dropout``.
 
-Rows follow the forward pass: the auxiliary heads' rows come right after the module
-they read (``aux1`` after ``inception4a``, ``aux2`` after ``inception4d``), because the
-forward computes them there, in eval mode too. ``Identity`` layers (the batch norm or
-LRN a variant lacks) produce no row; any other module type without a handler raises.
+Rows follow :data:`gnet.layers.BLOCKS`, the forward order: the auxiliary heads' rows come
+right after the module they read (``aux1`` after ``inception4a``, ``aux2`` after
+``inception4d``), because the forward computes them there, in eval mode too. ``Identity``
+layers (the batch norm or LRN a variant lacks) produce no row; any other module type
+without a handler raises.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
-from gnet.model import AUX_ATTACH, INCEPTION_MODULES, ConvBlock, GoogLeNet, Inception, InceptionAux
+from gnet.layers import BLOCKS, WEIGHT_LAYERS, Block
+from gnet.storage import ASSETS_DIR
+from gnet.model import ConvBlock, GoogLeNet, Inception, InceptionAux
 
 __all__ = [
     "KINDS",
@@ -60,7 +63,7 @@ PAPER_CITATION = (
     'Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1: '
     "GoogLeNet incarnation of the Inception architecture."
 )
-PAPER_TABLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "googlenet_table1.csv"
+PAPER_TABLE_PATH = ASSETS_DIR / "googlenet_table1.csv"
 KINDS: tuple[str, ...] = ("conv", "linear", "pool", "norm", "act", "dropout")
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
@@ -108,7 +111,7 @@ def layer_cost(layer: nn.Module, in_shape: Shape, *, name: str = "", module: str
     handler = _HANDLERS.get(type(layer))
     if handler is None:
         raise UnsupportedModuleError(
-            f"layer {name!r} is a {type(layer).__name__}, which gnet.flops has no cost handler for; "
+            f"layer {name!r} is a {type(layer).__name__}, which gnet.cost has no handler for; "
             f"supported: {', '.join(t.__name__ for t in _HANDLERS)}"
         )
     cost = handler(layer, in_shape)
@@ -243,38 +246,38 @@ def _conv_block(walk: _Walk, block: ConvBlock, prefix: str, conv_name: str, s: S
 
 def _inception(walk: _Walk, name: str, module: Inception, s: Shape) -> Shape:
     """Each branch reads the module's input; their outputs are concatenated along channels."""
-    walk.module = name
     channels = 0
     for branch, layer in module.branches.items():
         walk.branch = branch
-        at = f"{name}.{branch}"
-        if branch == "1x1":
-            out = _conv_block(walk, layer, f"{at}.conv", f"{at}.conv", s)
-        elif branch == "pool_proj":
-            out = walk.add(layer[0], f"{at}.pool", s)
-            out = _conv_block(walk, layer[1], f"{at}.proj", f"{at}.proj", out)
-        else:
-            out = _conv_block(walk, layer[0], f"{at}.reduce", f"{at}.reduce", s)
-            out = _conv_block(walk, layer[1], f"{at}.conv", f"{at}.conv", out)
+        convs = iter(p.name for p in WEIGHT_LAYERS if p.module == name and p.branch == branch)
+        out = s
+        for part in layer if isinstance(layer, nn.Sequential) else [layer]:
+            if isinstance(part, ConvBlock):
+                conv = next(convs)
+                out = _conv_block(walk, part, conv, conv, out)
+            else:  # the pool_proj branch's max-pool
+                out = walk.add(part, f"{name}.{branch}.pool", out)
         channels += out[0]
     walk.branch = ""
     return (channels, *out[1:])
 
 
 def _aux(walk: _Walk, name: str, head: InceptionAux, s: Shape) -> None:
-    walk.module = name
+    conv, fc1, fc2 = (p.name for p in WEIGHT_LAYERS if p.module == name)
     s = walk.add(head.pool, f"{name}.pool", s)
-    s = _conv_block(walk, head.conv, f"{name}.conv", f"{name}.conv", s)
+    s = _conv_block(walk, head.conv, conv, conv, s)
     s = (_numel(s),)  # flatten
-    s = walk.add(head.fc1, f"{name}.fc1", s)
+    s = walk.add(head.fc1, fc1, s)
     s = walk.add(head.relu, f"{name}.relu", s)
     s = walk.add(head.dropout, f"{name}.dropout", s)
-    walk.add(head.fc2, f"{name}.fc2", s)
+    walk.add(head.fc2, fc2, s)
 
 
-# Where the forward pools between Inception modules and where it branches off an auxiliary head.
-_POOL_BEFORE = {"inception4a": "maxpool3", "inception5a": "maxpool4"}
-_AUX_AFTER = {module: aux for aux, module in AUX_ATTACH.items()}  # module -> the aux head reading it
+def _cost_module(block: Block) -> str:
+    """The ``module`` column of a block's rows: stem, an Inception module, pool (between modules), aux1/2 or head."""
+    if block.kind in ("inception", "aux"):
+        return block.name
+    return {"stem": "stem", "body": "pool", "head": "head"}[block.section]
 
 
 def flops(net: GoogLeNet, input_size: int = 224) -> list[CostRow]:
@@ -287,24 +290,19 @@ def flops(net: GoogLeNet, input_size: int = 224) -> list[CostRow]:
     s: Shape = (3, input_size, input_size)
     if net.config.transform_input:
         walk.rows.append(CostRow("transform_input", "norm", "stem", "", s, 0, 0, 0, 2 * _numel(s)))
-    for name in ("conv1", "maxpool1", "lrn1", "conv2", "conv3", "lrn2", "maxpool2"):
-        layer = getattr(net, name)
-        if isinstance(layer, ConvBlock):
-            s = _conv_block(walk, layer, name, f"{name}.conv", s)
+    for block in BLOCKS:
+        walk.module = _cost_module(block)
+        layer = getattr(net, block.name)
+        if block.kind == "inception":
+            s = _inception(walk, block.name, layer, s)
+        elif block.kind == "aux":
+            _aux(walk, block.name, layer, s)  # a side branch: the main path's shape goes on unchanged
+        elif isinstance(layer, ConvBlock):
+            s = _conv_block(walk, layer, block.name, f"{block.name}.conv", s)
         else:
-            s = walk.add(layer, name, s)
-    for name in INCEPTION_MODULES:
-        if name in _POOL_BEFORE:
-            walk.module = "pool"
-            s = walk.add(getattr(net, _POOL_BEFORE[name]), _POOL_BEFORE[name], s)
-        s = _inception(walk, name, getattr(net, name), s)
-        if name in _AUX_AFTER:
-            _aux(walk, _AUX_AFTER[name], getattr(net, _AUX_AFTER[name]), s)
-    walk.module = "head"
-    s = walk.add(net.avgpool, "avgpool", s)
-    s = (_numel(s),)  # flatten
-    s = walk.add(net.dropout, "dropout", s)
-    walk.add(net.fc, "fc", s)
+            if block.name == "dropout":
+                s = (_numel(s),)  # flatten after global average pooling
+            s = walk.add(layer, block.name, s)
     return walk.rows
 
 

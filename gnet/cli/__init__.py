@@ -1,0 +1,58 @@
+"""Command line: ``gnet {analyze,flops,info,train,gradients} ...`` (also ``python -m gnet ...``).
+
+One module per subcommand, each with ``NAME``, ``HELP``, ``configure(parser)`` and
+``run(args) -> int``; the options several commands share are defined once in
+:mod:`gnet.cli.options`. Subcommand modules import torch and the rest of gnet inside
+``configure`` or ``run``, and only the subcommand being run is configured, so ``gnet --help``
+imports no torch at all.
+
+Success exits 0. A user error (:class:`gnet.errors.GNetError`) prints its one sentence
+on stderr and exits 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gnet.errors import GNetError
+
+__all__ = ["EXIT_USER_ERROR", "build_parser", "main"]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+COMMANDS = ("analyze", "flops", "info", "train", "gradients")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the subcommand it names gets its options.
+
+    A subcommand's options may need torch (``train`` reads its defaults off ``TrainConfig``);
+    configuring only the one being run keeps ``gnet --help`` and a mistyped command instant.
+    Without ``argv`` every subcommand is configured.
+    """
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    parser = argparse.ArgumentParser(prog="gnet", description="Look inside GoogLeNet (Inception v1).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        command = importlib.import_module(f"{__name__}.{name}")
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
+        if chosen is None or chosen == name:
+            command.configure(p)
+        p.set_defaults(func=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GNetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

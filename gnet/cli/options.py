@@ -1,0 +1,50 @@
+"""The options several commands share, defined once, and the helpers that read them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_device", "add_format", "add_weights", "positive_int", "print_json", "weights"]
+
+_WEIGHTS_HELP = "auto (default), bundled, imagenet, random, or a checkpoint file path"
+_DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
+
+
+def add_weights(p: argparse.ArgumentParser, help: str = _WEIGHTS_HELP) -> None:
+    """``--weights``; None when not given, which :func:`weights` reads as ``auto``."""
+    p.add_argument("--weights", default=None, help=help)
+
+
+def weights(args: argparse.Namespace) -> str:
+    """The weights source a command loads: ``--weights``, else ``auto``."""
+    return args.weights or "auto"
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+
+
+def add_format(p: argparse.ArgumentParser, *, json_help: str = "print one JSON object", csv_help: str | None = None) -> None:
+    """``--json`` (and ``--csv`` when ``csv_help`` is given), mutually exclusive."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help=json_help)
+    if csv_help is not None:
+        group.add_argument("--csv", action="store_true", help=csv_help)
+    else:
+        p.set_defaults(csv=False)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,87 @@
+"""``gnet train``: train GoogLeNet with its auxiliary losses on Fashion-MNIST or an image folder, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+from . import options
+
+NAME = "train"
+HELP = "train GoogLeNet with its auxiliary losses (Fashion-MNIST or a folder)"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from gnet.model import INIT_SCHEMES
+    from gnet.train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--data", default=d.data, help="'fashion-mnist' or an ImageFolder path (root/<class>/<image>)")
+    p.add_argument("--input-size", type=int, default=d.input_size, help="square input side in pixels")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None, help="stop the schedule after this many steps")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="one-cycle peak learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="Nesterov momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--aux-weight", type=float, default=d.aux_weight, help="weight of each auxiliary loss")
+    p.add_argument("--no-aux", dest="aux", action="store_false", help="train on the main loss only")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="the paper's net (LRN)")
+    p.add_argument("--branch5x5-kernel", type=int, choices=(3, 5), default=d.branch5x5_kernel)
+    p.add_argument("--init", choices=INIT_SCHEMES, default=d.init)
+    p.add_argument("--out-dir", default=None,
+                   help=f"where last.pt, grad_log.jsonl, final.json go (default {d.out_dir}, or the --resume folder)")
+    p.add_argument("--grad-log-every", type=int, default=d.grad_log_every, help="0 disables the gradient log")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    options.add_device(p)
+    p.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--resume", type=Path, default=None, help="continue from this last.pt (uses its settings)")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this global step (resume later)")
+    p.add_argument("--export-bundled", type=Path, default=None, metavar="ASSETS_DIR",
+                   help="after training, write the float16 weights and model card into this folder")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _command_line() -> str:
+    return f"python -m gnet {shlex.join(sys.argv[1:])}".strip()
+
+
+def run(args: argparse.Namespace) -> int:
+    from gnet.checkpoint import load_training_checkpoint
+    from gnet.device import hardware
+    from gnet.export import export_bundled, git_commit
+    from gnet.layers import HEADS
+    from gnet.train import TRAJECTORY_FIELDS, TrainConfig, train
+
+    out_dir = args.out_dir or (args.resume.parent if args.resume is not None else TrainConfig.out_dir)
+    runtime = {
+        "out_dir": str(out_dir), "grad_log_every": args.grad_log_every,
+        "checkpoint_every": args.checkpoint_every, "num_threads": args.num_threads, "eval_limit": args.eval_limit,
+        "device": args.device,
+    }
+    if args.resume is not None:
+        saved = load_training_checkpoint(args.resume)["train_config"]
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in fields}, **runtime})
+    else:
+        cfg = TrainConfig(**{n: getattr(args, n) for n in TRAJECTORY_FIELDS}, **runtime, command=_command_line())
+    result = train(cfg, resume=args.resume, stop_at=args.stop_at, progress=args.progress)
+    if result["accuracy"] is None:
+        steps = f"{result['steps']}/{result['total_steps']}"
+        print(f"stopped at step {steps}; continue with --resume {result['checkpoint']}")
+        return 0
+    accs = ", ".join(f"{h} {result['accuracy'][h]:.2%}" for h in HEADS)
+    print(f"top-1 on {result['eval_split']}: {accs}")
+    if args.export_bundled is not None:
+        paths = export_bundled(
+            result["checkpoint"], args.export_bundled,
+            accuracy={**result["accuracy"], "split": result["eval_split"]}, command=cfg.command,
+            wall_time_s=result["wall_time_s"], hardware=hardware(), commit=git_commit(),
+        )
+        print("exported " + ", ".join(map(str, paths)))
+    return 0
