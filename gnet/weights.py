@@ -13,10 +13,12 @@ class names and a model card):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,7 +34,7 @@ from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
 from .model import GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess
-from .storage import ASSETS_DIR
+from .storage import ASSETS_DIR, file_sha256
 
 __all__ = [
     "ASSETS_DIR",
@@ -97,10 +99,27 @@ class LoadedModel:
     transform: Callable[[Image.Image], Tensor]
     device: torch.device
     source: str
+    files: tuple[Path, ...] = ()  # the files the weights were read from (none for random weights)
 
     @property
     def classes(self) -> list[str]:
         return self.card.classes
+
+    @cached_property
+    def weights_hash(self) -> str:
+        """sha256 of the weights: of the file they were read from (``sha256sum`` gives the same),
+        else of every tensor of the state dict. Disk caches and exports name the weights by it."""
+        if len(self.files) == 1:
+            return file_sha256(self.files[0])
+        digest = hashlib.sha256()
+        if self.files:
+            for path in self.files:
+                digest.update(file_sha256(path).encode())
+            return digest.hexdigest()
+        for name, tensor in self.net.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def device_name(self) -> str:
@@ -286,12 +305,18 @@ def load(weights: str = "auto", device: str | torch.device | None = None, *, dow
     source = resolve_source(str(weights))
     if source == "imagenet":
         net, card, transform = _load_imagenet(download)
+        files: tuple[Path, ...] = (imagenet_cache_path(),)
     elif source == "bundled":
         net, card, transform = _load_bundled()
+        files = (BUNDLED_WEIGHTS,)
     elif source == "random":
         net, card, transform = _load_random()
+        files = ()
     elif Path(source).expanduser().suffix or os.sep in source or Path(source).expanduser().exists():
         net, card, transform = _load_path(source)
+        files = (Path(source).expanduser(),)
     else:
         raise WeightsError(f"Unknown weights {weights!r}: use one of {', '.join(SOURCES)} or a checkpoint file path.")
-    return LoadedModel(net=net.to(dev).eval(), card=card, transform=transform, device=dev, source=source)
+    return LoadedModel(
+        net=net.to(dev).eval(), card=card, transform=transform, device=dev, source=source, files=files
+    )

@@ -1,7 +1,8 @@
 """Command line: ``gnet {analyze,flops,info,train,gradients} ...`` (also ``python -m gnet ...``).
 
-One module per subcommand, each with ``NAME``, ``HELP``, ``configure(parser)`` and
-``run(args) -> int``; the options several commands share are defined once in
+One module per subcommand, each with ``NAME``, ``HELP``, ``ORDER`` (its place in the help),
+``configure(parser)`` and ``run(args) -> int``; every module of this package but
+``options`` is a subcommand, found at start-up, so adding a command is adding a file. The options several commands share are defined once in
 :mod:`gnet.cli.options`. Subcommand modules import torch and the rest of gnet inside
 ``configure`` or ``run``, and only the subcommand being run is configured, so ``gnet --help``
 imports no torch at all.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from gnet.errors import GNetError
 
@@ -23,7 +26,17 @@ __all__ = ["EXIT_USER_ERROR", "build_parser", "main"]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-COMMANDS = ("analyze", "flops", "info", "train", "gradients")
+_NOT_COMMANDS = {"options"}
+
+
+def commands() -> list[ModuleType]:
+    """Every subcommand module of this package, in help order."""
+    found = [
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
+        if info.name not in _NOT_COMMANDS
+    ]
+    return sorted(found, key=lambda m: (m.ORDER, m.NAME))
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -36,10 +49,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     parser = argparse.ArgumentParser(prog="gnet", description="Look inside GoogLeNet (Inception v1).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        command = importlib.import_module(f"{__name__}.{name}")
+    for command in commands():
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
-        if chosen is None or chosen == name:
+        if chosen is None or chosen == command.NAME:
             command.configure(p)
         p.set_defaults(func=command.run)
     return parser

@@ -8,6 +8,7 @@ from . import options
 
 NAME = "analyze"
 HELP = "one forward pass: heads' top-k and every branch's statistics"
+ORDER = 10
 
 
 def configure(p: argparse.ArgumentParser) -> None:

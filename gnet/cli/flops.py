@@ -11,6 +11,7 @@ from . import options
 
 NAME = "flops"
 HELP = "per-layer and per-branch parameters, multiply-adds and FLOPs"
+ORDER = 20
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 NAME = "gradients"
 HELP = "per-layer gradient norms for each loss (main, aux1, aux2, combined)"
+ORDER = 50
 
 
 def configure(p: argparse.ArgumentParser) -> None:

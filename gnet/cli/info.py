@@ -9,6 +9,7 @@ from . import options
 
 NAME = "info"
 HELP = "the model card of a weights source"
+ORDER = 30
 
 
 def configure(p: argparse.ArgumentParser) -> None:

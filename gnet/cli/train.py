@@ -12,6 +12,7 @@ from . import options
 
 NAME = "train"
 HELP = "train GoogLeNet with its auxiliary losses (Fashion-MNIST or a folder)"
+ORDER = 40
 
 
 def configure(p: argparse.ArgumentParser) -> None:
