@@ -34,6 +34,7 @@ from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
 from .model import GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess
+from .sources import SOURCES
 from .storage import ASSETS_DIR, file_sha256
 
 __all__ = [
@@ -284,12 +285,6 @@ def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
     return net, card, t
 
 
-SOURCES: dict[str, str] = {
-    "auto": "ImageNet weights if already in the torch hub cache, else the bundled Fashion-MNIST net",
-    "bundled": "GoogLeNet trained here on Fashion-MNIST, all three heads trained (ships in assets/)",
-    "imagenet": "torchvision's ImageNet-1K weights (auxiliary heads NOT trained)",
-    "random": "untrained, seeded initialisation",
-}
 
 
 def resolve_source(weights: str) -> str:

@@ -39,7 +39,6 @@ def _image() -> dict:
                 return {"image_error": "No sample images found in assets/samples: upload an image instead."}
             sample = st.selectbox("Sample", found, format_func=lambda s: s.name, key=Keys.SAMPLE)
             decoded = resources.decode_sample(str(sample.path))
-            name = sample.name
         else:
             if mode == _UPLOAD:
                 upload = st.file_uploader("Image file", type=list(SUPPORTED_EXTENSIONS), key=Keys.UPLOAD)
@@ -47,12 +46,12 @@ def _image() -> dict:
                 upload = st.camera_input("Take a photo", key=Keys.CAMERA)
             if upload is None:
                 return {}
-            decoded = resources.decode_bytes(upload.file_id, upload.getvalue())
-            name, sample = upload.name, None
+            decoded = resources.decode_bytes(upload.file_id, upload.name, upload.getvalue())
+            sample = None
     except gnet.GNetError as e:
         return {"image_error": str(e)}
-    st.image(decoded.image, caption=name, width=160)
-    return {"image": decoded.image, "image_name": name, "digest": decoded.digest, "sample": sample}
+    st.image(decoded.preview, caption=decoded.name, width=160)
+    return {"image": decoded.image, "image_name": decoded.name, "digest": decoded.digest, "sample": sample}
 
 
 def _weights() -> tuple[str, str | None]:
