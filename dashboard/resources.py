@@ -12,7 +12,9 @@ Errors a user can cause come out as :class:`gnet.GNetError`; views show their se
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -73,21 +75,25 @@ DECODED_KEPT = 32  # decoded images, each at most DISPLAY_SIDE^2 x 3 bytes (3 Mi
 ANALYSES_KEPT = 24  # one forward pass's activations: ~0.4 MB at 64 px, ~15 MB at 224 px
 TABLES_KEPT = 64  # small derived tables (head summaries, gradient tables, costs)
 ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
-CHECKPOINTS_KEPT = 4  # uploaded checkpoints, see checkpoint_file
+UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
+
+
+_UPLOADS_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------- model and device
 
 
 @st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Loading the weights...")
-def model(weights: str, device: str) -> gnet.LoadedModel:
+def model(weights: str, device: str, _label: str = "") -> gnet.LoadedModel:
     """The network for a weights source on a device, loaded once and shared.
 
-    Never downloads: a page must not hang on a network that may not be there. The error
-    tells the user where to put the ImageNet file (``gnet info --weights imagenet`` fetches it).
+    ``_label`` names an uploaded checkpoint as its user named it (messages never show the
+    server's temporary path); it is not part of the key, the file's hash-named path is. Never downloads: a page must not hang on a network that may not
+    be there. The error tells the user where to put the ImageNet file.
     """
-    return gnet.load(weights, device, download=False)
+    return gnet.load(weights, device, download=False, label=_label or None)
 
 
 @st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Timing one forward and backward pass...")
@@ -110,16 +116,42 @@ def device_name(device: str) -> str:
     return gnet.describe_device(torch.device(device))
 
 
-@st.cache_resource(max_entries=CHECKPOINTS_KEPT, ttl=TTL_S, show_spinner="Saving the checkpoint...")
-def checkpoint_file(file_id: str, _data: bytes) -> str:
-    """An uploaded checkpoint written to a temporary file named by its content's hash.
+@st.cache_resource(show_spinner=False)
+def upload_dir() -> Path:
+    """This server process's own folder for uploaded checkpoints: private (0700), removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="gnet-uploads-"))  # mkdtemp creates it readable by this user only
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
-    Other sessions (and other app processes) share the folder, so the file is written under a
-    unique name and renamed into place: the hash-named file is always complete, never half written.
+
+@st.cache_resource(max_entries=64, ttl=TTL_S, show_spinner=False)
+def _upload_digest(file_id: str, _data: bytes) -> str:
+    """The sha256 of an upload, once per upload (``file_id`` is a fresh UUID for every uploaded file)."""
+    return hashlib.sha256(_data).hexdigest()
+
+
+def checkpoint_file(file_id: str, data: bytes) -> str:
+    """An uploaded checkpoint as a file in :func:`upload_dir`, named by its content's hash.
+
+    The file is written whole or not at all (renamed into place), and the folder keeps at most
+    UPLOADS_MAX_BYTES: the least recently used uploads go first. A model loaded from a file stays
+    loaded after the file goes; the file is written again if that upload is chosen again.
     """
-    digest = hashlib.sha256(_data).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "gnet-checkpoints"
-    return str(atomic_write(folder / f"upload-{digest}.pt", _data))
+    folder = upload_dir()
+    path = folder / f"upload-{_upload_digest(file_id, data)[:16]}.pt"
+    with _UPLOADS_LOCK:
+        if path.exists():
+            path.touch()  # most recently used
+        else:
+            atomic_write(path, data)
+        files = sorted(folder.glob("upload-*.pt"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for old in files:
+            if total <= UPLOADS_MAX_BYTES or old == path:
+                continue
+            total -= old.stat().st_size
+            old.unlink(missing_ok=True)
+    return str(path)
 
 
 # ---------------------------------------------------------------- images
