@@ -51,11 +51,14 @@ __all__ = [
     "attribution",
     "batch_predictions",
     "bottleneck",
+    "branch_figures",
+    "channel_figures",
     "checkpoint_file",
     "cost_table",
     "decode_bytes",
     "decode_sample",
     "device_name",
+    "energy_figure",
     "head_summary",
     "live_comparison",
     "model",
@@ -74,6 +77,7 @@ MODELS_KEPT = 3  # loaded weights (ImageNet's GoogLeNet is ~50 MB on the device)
 DECODED_KEPT = 32  # decoded images, each at most DISPLAY_SIDE^2 x 3 bytes (3 MiB): 96 MiB at most
 ANALYSES_KEPT = 24  # one forward pass's activations: ~0.4 MB at 64 px, ~15 MB at 224 px
 TABLES_KEPT = 64  # small derived tables (head summaries, gradient tables, costs)
+FIGURES_KEPT = 64  # plotly figures of a module's branches (one image, one module: ~50 KB)
 ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
 UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
@@ -199,6 +203,48 @@ def decode_sample(path: str) -> DecodedImage:
 def analysis(weights: str, device: str, digest: str, _image: Image.Image) -> gnet.Analysis:
     """Everything one forward pass reveals; shared read-only (never mutate it)."""
     return gnet.analyze(model(weights, device), _image, top=5)
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner="Drawing the feature maps...")
+def branch_figures(weights: str, device: str, digest: str, module: str, _image: Image.Image) -> dict:
+    """{branch: (grid of its most active maps, its mean map over the image)} for one module of one analysis.
+
+    Shared read-only (never mutate them): building plotly figures costs far more server time
+    than the forward pass, and a page revisit or another widget's change should not pay it again.
+    """
+    from dashboard import charts
+
+    result = analysis(weights, device, digest, _image)
+    return {
+        branch: (
+            charts.feature_grid(stats.activation[stats.top_channels].numpy(), stats.top_channels),
+            charts.overlay(result.image, stats.activation.mean(0).numpy(), f"mean of {branch} over the image"),
+        )
+        for branch, stats in result.modules[module].branches.items()
+    }
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner=False)
+def channel_figures(weights: str, device: str, digest: str, point: str, _image: Image.Image) -> tuple:
+    """(the channel's map, the map over the image) for ``point`` = "inception4c.5x5:12", shared read-only."""
+    from dashboard import charts
+    from gnet.layers import parse_channel
+
+    target = parse_channel(point)
+    result = analysis(weights, device, digest, _image)
+    activation = result.modules[target.module].branches[target.branch].activation[target.channel].numpy()
+    return (
+        charts.channel_map(activation, f"{target.module}.{target.branch} channel {target.channel}", height=340),
+        charts.overlay(result.image, activation, "on the image", height=340),
+    )
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner=False)
+def energy_figure(weights: str, device: str, digest: str, _image: Image.Image):
+    """The energy-share chart of every module's branches for one analysis, shared read-only."""
+    from dashboard import charts, tables
+
+    return charts.energy_shares(tables.branch_energy(analysis(weights, device, digest, _image)))
 
 
 @st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)

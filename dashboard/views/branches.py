@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, tables, url
+from dashboard import resources, tables, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_analysis
 
@@ -25,15 +25,15 @@ def render(sel: Selection) -> None:
     )
     url.publish(url.MODULE, module_name)
     module = result.modules[module_name]
+    figures = resources.branch_figures(sel.weights, sel.device, sel.digest, module_name, sel.image)
     cells = st.columns(2)
     for i, (branch, stats) in enumerate(module.branches.items()):
         with cells[i % 2], st.container(border=True):
-            _branch(result.image, module_name, branch, stats)
-    _focus(result, module_name)
+            _branch(module_name, branch, stats, figures[branch])
+    _focus(sel, result, module_name)
     st.subheader("Energy share of each branch, across all nine modules")
-    shares = tables.branch_energy(result)
     chart(
-        charts.energy_shares(shares),
+        resources.energy_figure(sel.weights, sel.device, sel.digest, sel.image),
         "Share of each module's output energy (sum of squared activations) produced by each branch. "
         "Look for the module where the 3x3 and '5x5' branches take over from the 1x1 one, and how it changes with depth.",
     )
@@ -45,26 +45,18 @@ def _shape(module) -> str:
     return f"{h}x{w}x{c}"
 
 
-def _branch(image, module_name: str, branch: str, stats) -> None:
+def _branch(module_name: str, branch: str, stats, figures: tuple) -> None:
     st.markdown(f"**{branch}** branch: {stats.channels} channels")
     a, b, c = st.columns(3)
     a.metric("mean activation", f"{stats.mean:.3g}")
     b.metric("zeros (ReLU off)", f"{stats.zero_fraction:.0%}")
     c.metric("energy share", f"{stats.energy_share:.0%}")
-    maps = stats.activation[stats.top_channels].numpy()
-    chart(
-        charts.feature_grid(maps, stats.top_channels),
-        "Its most active channels (highest mean), brightest = strongest.",
-        key=f"grid-{module_name}-{branch}",
-    )
-    chart(
-        charts.overlay(image, stats.activation.mean(0).numpy(), f"mean of {branch} over the image"),
-        "Where in the image this branch fires on average.",
-        key=f"overlay-{module_name}-{branch}",
-    )
+    grid, overlay = figures
+    chart(grid, "Its most active channels (highest mean), brightest = strongest.", key=f"grid-{module_name}-{branch}")
+    chart(overlay, "Where in the image this branch fires on average.", key=f"overlay-{module_name}-{branch}")
 
 
-def _focus(result, module_name: str) -> None:
+def _focus(sel: Selection, result, module_name: str) -> None:
     st.subheader("One channel, large")
     module = result.modules[module_name]
     left, right = st.columns([1, 3])
@@ -84,16 +76,12 @@ def _focus(result, module_name: str) -> None:
             help="Pick any of the branch's channels; the first ones are its most active.",
         )
         url.publish(url.CHANNEL, channel)
-    activation = stats.activation[channel].numpy()
+    large, over_image = resources.channel_figures(
+        sel.weights, sel.device, sel.digest, f"{module_name}.{branch}:{channel}", sel.image
+    )
     with right:
         big, over = st.columns(2)
         with big:
-            chart(
-                charts.channel_map(activation, f"{module_name}.{branch} channel {channel}", height=340),
-                "The channel's activation map; hover for values.",
-            )
+            chart(large, "The channel's activation map; hover for values.")
         with over:
-            chart(
-                charts.overlay(result.image, activation, "on the image", height=340),
-                "The same map stretched over the image: what it responds to.",
-            )
+            chart(over_image, "The same map stretched over the image: what it responds to.")

@@ -105,9 +105,14 @@ def test_paper_vs_computed():
 
 def test_feature_maps_and_overlay():
     maps = np.random.default_rng(0).random((8, 7, 7)).astype(np.float32)
-    grid = charts.feature_grid(maps, [5, 1, 9, 2, 0, 3, 4, 6])
-    assert len(grid.data) == 8
-    assert "ch 5" in [a.text for a in grid.layout.annotations]
+    channels = [5, 1, 9, 2, 0, 3, 4, 6]
+    grid = charts.feature_grid(maps, channels)
+    (heat,) = grid.data  # one tiled heatmap
+    z, which = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
+    assert z.shape == (2 * 8 - 1, 4 * 8 - 1)  # 2 rows x 4 columns of 7 x 7 maps, one blank pixel between
+    np.testing.assert_allclose(z[:7, :7], maps[0]) and np.testing.assert_allclose(z[8:15, 24:31], maps[7])
+    assert (which[:7, :7] == 5).all() and (which[8:15, 24:31] == 6).all() and np.isnan(z[7]).all()
+    assert [a.text for a in grid.layout.annotations] == [f"ch {c}" for c in channels]
     assert charts.channel_map(maps[0], "x").data[0].z.shape == (7, 7)
     image = np.zeros((56, 56, 3), dtype=np.float32)
     fig = charts.overlay(image, maps[0], "mean", height=420)
