@@ -59,6 +59,8 @@ class Keys:
     ATTR_STEPS = "attributions_ig_steps"
     ATTR_SAMPLES = "attributions_ig_samples"
     ATTR_RUN = "attributions_run"
+    AUX_OVERLAY = "aux_overlay_upload"
+    IMAGENET_DOWNLOAD = "imagenet_download"
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gnet.errors import ImageError
 
-__all__ = ["MAX_PIXELS", "SUPPORTED_EXTENSIONS", "image_digest", "load_image"]
+__all__ = ["MAX_PIXELS", "SUPPORTED_EXTENSIONS", "check_image_file", "image_digest", "load_image"]
 
 # 40 MP admits every common camera and phone photo (12-24 MP typical) and 8K UHD
 # frames (33 MP), while bounding the decoded RGB copy to ~120 MB. The network only
@@ -92,7 +92,18 @@ def image_digest(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def _load_path(path: Path, max_pixels: int) -> Image.Image:
+def check_image_file(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Check from its header alone that ``path`` is a file :func:`load_image` would accept; return (width, height).
+
+    Reads the first few kilobytes and decodes no pixel, so a training folder of many files can
+    be checked before the run starts. Pixel data that is corrupt past a valid header is only
+    found by decoding. Raises :class:`~gnet.errors.ImageError` with the same sentences as
+    :func:`load_image`.
+    """
+    return _load_path(Path(path), max_pixels, header_only=True)
+
+
+def _load_path(path: Path, max_pixels: int, *, header_only: bool = False) -> Any:
     """Open ``path`` ourselves so filesystem problems get their own messages."""
     label = f"'{path}'"
     try:
@@ -106,12 +117,15 @@ def _load_path(path: Path, max_pixels: int) -> Image.Image:
     with handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"Image file {label} is empty (0 bytes); choose another file.")
-        return _open_and_decode(handle, label, max_pixels)
+        return _open_and_decode(handle, label, max_pixels, header_only=header_only)
 
 
-def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
-    """Identify the format from the header alone, then decode."""
+def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int, *, header_only: bool = False) -> Any:
+    """Identify the format from the header alone, then decode (or, ``header_only``, return the size)."""
     with _decode_errors_as_image_error(label), Image.open(fp, formats=_PIL_FORMATS) as img:
+        if header_only:
+            _check_size(img, label, max_pixels)
+            return img.size
         return _decode(img, label, max_pixels)
 
 
@@ -138,6 +152,20 @@ def _decode_errors_as_image_error(label: str) -> Iterator[None]:
 
 def _decode(img: Image.Image, label: str, max_pixels: int) -> Image.Image:
     """Check the size, decode the first frame, apply EXIF orientation, convert to RGB."""
+    _check_size(img, label, max_pixels)
+    img.load()  # a freshly opened file is on its first frame: that is the frame we decode
+    upright = ImageOps.exif_transpose(img)
+    try:
+        return _to_rgb(upright)
+    except ValueError as exc:  # PIL has no conversion for a few rare modes
+        raise ImageError(
+            f"{_capitalized(label)} uses colour mode {img.mode!r}, which cannot be converted to RGB; "
+            "save it as an 8-bit RGB image."
+        ) from exc
+
+
+def _check_size(img: Image.Image, label: str, max_pixels: int) -> None:
+    """Refuse an image above ``max_pixels`` (or PIL's own limit) or without pixels, from its header."""
     width, height = img.size
     # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse there too. (Turning the
     # warning into an error with warnings.catch_warnings would change process-wide state that
@@ -151,15 +179,6 @@ def _decode(img: Image.Image, label: str, max_pixels: int) -> Image.Image:
         )
     if width * height == 0:
         raise ImageError(f"{_capitalized(label)} has no pixels ({width}x{height}); choose another image.")
-    img.load()  # a freshly opened file is on its first frame: that is the frame we decode
-    upright = ImageOps.exif_transpose(img)
-    try:
-        return _to_rgb(upright)
-    except ValueError as exc:  # PIL has no conversion for a few rare modes
-        raise ImageError(
-            f"{_capitalized(label)} uses colour mode {img.mode!r}, which cannot be converted to RGB; "
-            "save it as an 8-bit RGB image."
-        ) from exc
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
