@@ -59,8 +59,12 @@ def aux_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_overlay(state_dict: dict[str, torch.Tensor], card: dict[str, Any], path: Path | str) -> Path:
-    """Write the aux heads (as float16: half the size, read back as float32) and their card, atomically."""
+    """Write the aux heads (as float16: half the size, read back as float32) and their card, atomically.
+
+    The card records the file's name, which the app shows even after an upload renamed the file.
+    """
     heads = {k: v.half() if v.is_floating_point() else v for k, v in aux_keys(state_dict).items()}
+    card = {**card, "file": Path(path).name}
     return torch_save({"format": OVERLAY_FORMAT, "version": OVERLAY_VERSION, "state_dict": heads, "card": card}, path)
 
 
@@ -92,9 +96,10 @@ def stack(loaded: LoadedModel, path: str | Path) -> LoadedModel:
     overlay = _read(path)
     card = overlay["card"]
     base = str(card.get("base_weights_sha256", ""))
+    name = str(card.get("file") or path.name)
     if base != loaded.weights_hash:
         raise CheckpointError(
-            f"{path.name} was distilled on other weights ({card.get('base_name', 'unknown')}, sha256 {base[:12]}) "
+            f"{name} was distilled on other weights ({card.get('base_name', 'unknown')}, sha256 {base[:12]}) "
             f"than {loaded.card.name} (sha256 {loaded.weights_hash[:12]}): stack it on the weights it was distilled on."
         )
     expected = aux_keys(loaded.net.state_dict())
@@ -103,16 +108,16 @@ def stack(loaded: LoadedModel, path: str | Path) -> LoadedModel:
         set(expected) ^ set(heads) | {k for k in expected.keys() & heads.keys() if expected[k].shape != heads[k].shape}
     )
     if wrong:
-        raise CheckpointError(f"{path.name} holds aux heads that do not fit this net ({', '.join(wrong[:4])}).")
+        raise CheckpointError(f"{name} holds aux heads that do not fit this net ({', '.join(wrong[:4])}).")
     loaded.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in heads.items()}, strict=False)
     loaded.net.to(loaded.device)
     about = {
-        "how": "distilled", "overlay": str(path), "method": DISTILLED,
+        "how": "distilled", "overlay": str(path), "file": name, "method": DISTILLED,
         **{k: card[k] for k in ("data", "temperature", "labels_used", "held_out", "steps") if k in card},
     }
     # The base card's warning that its aux heads are untrained, and its aux accuracy, no longer hold.
     notes = [
-        f"aux1 and aux2 are not the base weights' heads: they come from {path.name}, {DISTILLED}; "
+        f"aux1 and aux2 are not the base weights' heads: they come from {name}, {DISTILLED}; "
         "the other notes describe the base weights.",
         *(n for n in loaded.card.notes if "NOT trained" not in n),
     ]

@@ -100,3 +100,16 @@ def write_colour_folder(
             pixels[..., k % 3] += 150
             _Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
     return root
+
+
+def write_test_overlay(base: LoadedModel, path: Path, seed: int = 3) -> Path:
+    """An aux-head overlay for ``base`` holding seeded, untrained heads: for tests of stacking and of the app."""
+    from gnet.overlay import DISTILLED, save_overlay
+
+    config = base.net.config
+    heads = googlenet(num_classes=config.num_classes, batch_norm=config.batch_norm, seed=seed).state_dict()
+    card = {
+        "base_weights_sha256": base.weights_hash, "base_name": base.card.name, "method": DISTILLED,
+        "temperature": 2.0, "labels_used": False, "data": {"name": "test images", "images": 12},
+    }
+    return save_overlay(heads, card, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -94,8 +93,8 @@ def aux_heads_note(loaded: gnet.LoadedModel) -> None:
     data = about.get("data", {})
     st.info(
         f"aux1 and aux2 here are **distilled**: fitted after training, on a frozen trunk, to imitate the main "
-        f"head's softened predictions ({Path(about['overlay']).name}, {data.get('images', '?'):,} images of "
-        f"{data.get('name', 'unknown data')}, T = {about.get('temperature', '?')}). The paper trained them jointly "
+        f"head's softened predictions ({about['file']}, distilled on {data.get('name', 'unknown data')}, "
+        f"T = {about.get('temperature', '?')}). The paper trained them jointly "
         "with the whole net, their loss weighted 0.3, so they also shaped the layers below them; these show only "
         "what inception4a and inception4d already tell about the main head's answer.",
         icon=":material/school:",

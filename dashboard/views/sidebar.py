@@ -26,9 +26,9 @@ def render() -> Selection:
         image = _image()
         st.subheader("Weights")
         weights, weights_error = _weights()
+        _imagenet_download(weights)
         if weights_error is None:
             weights = _aux_overlay(weights)
-        _imagenet_download(weights)
         device, device_error = _device()
         if weights_error is None and device_error is None:
             weights_error = _model_card(weights, device)
@@ -126,11 +126,11 @@ def _imagenet_download(weights: str) -> None:
     if split_source(weights)[0] not in ("auto", "imagenet") or imagenet_cache_path().exists():
         return
     if not st.button("Download the ImageNet weights", key=Keys.IMAGENET_DOWNLOAD, icon=":material/download:",
-                     help=f"{IMAGENET_BYTES / 1e6:.0f} MB into the torch hub cache, with torchvision's downloader"):
+                     help=f"{IMAGENET_BYTES / 2**20:.0f} MB into the torch hub cache, with torchvision's downloader"):
         return
     bar = st.progress(0.0, text="Downloading the ImageNet weights...")
     try:
-        download_imagenet(progress=lambda done, total: bar.progress(min(done / total, 1.0), text=f"{done / 1e6:.1f} MB"))
+        download_imagenet(progress=lambda done, total: bar.progress(min(done / total, 1.0), text=f"{done / 2**20:.1f} MB"))
     except gnet.GNetError as e:
         bar.empty()
         st.error(str(e))
