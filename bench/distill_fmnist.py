@@ -23,7 +23,8 @@ import gnet
 from gnet.distill import DistillConfig, distill_aux, head_accuracy
 from gnet.evaldata import fashion_mnist, fashion_mnist_test
 from gnet.model import googlenet
-from gnet.overlay import save_overlay, with_overlay
+from gnet.overlay import save_overlay
+from gnet.sources import with_overlay
 
 BAR_POINTS = 3.0
 

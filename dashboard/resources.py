@@ -20,21 +20,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import streamlit as st
-import torch
 from PIL import Image
 
 import gnet
-from dashboard import tables
-from gnet.attributions import Attribution, attribute
-from gnet.cost import to_frame
-from gnet.gradients import compare_variants
-from gnet.images import image_digest
+from gnet.images import DISPLAY_SIDE, image_digest, preview
 from gnet.layers import HEADS
-from gnet.runs import RecordedRuns, load_runs
 from gnet.samples import Sample, sample_images
 from gnet.storage import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dashboard.tables import Bottleneck
+    from gnet.attributions import Attribution
+    from gnet.runs import RecordedRuns
+
+# torch, pandas, captum and the rest of gnet are imported inside the functions that use them, and
+# `gnet` loads its names lazily: the router imports this module before it draws anything, so the
+# navigation and the sidebar's image appear before torch has finished loading (seconds on a busy CPU).
 
 __all__ = [
     "AttributionRequest",
@@ -51,19 +57,30 @@ __all__ = [
     "head_summary",
     "live_comparison",
     "model",
-    "paper_comparison",
+    "table1",
     "recorded_runs",
     "samples",
+    "seconds_per_pass",
     "stages",
 ]
 
-_ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
+# Every cache here outlives a session and is shared by all of them, so each has a bound, set here
+# and nowhere else (README, "Bounded by design", lists them). Entries also expire after TTL_S
+# seconds, so an idle server gives its memory back.
+TTL_S = 3600
+MODELS_KEPT = 3  # loaded weights (ImageNet's GoogLeNet is ~50 MB on the device)
+DECODED_KEPT = 32  # decoded images, each at most DISPLAY_SIDE^2 x 3 bytes (3 MiB): 96 MiB at most
+ANALYSES_KEPT = 24  # one forward pass's activations: ~0.4 MB at 64 px, ~15 MB at 224 px
+TABLES_KEPT = 64  # small derived tables (head summaries, gradient tables, costs)
+ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
+CHECKPOINTS_KEPT = 4  # uploaded checkpoints, see checkpoint_file
+ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
 
 
 # ---------------------------------------------------------------- model and device
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the weights...")
+@st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Loading the weights...")
 def model(weights: str, device: str) -> gnet.LoadedModel:
     """The network for a weights source on a device, loaded once and shared.
 
@@ -73,13 +90,27 @@ def model(weights: str, device: str) -> gnet.LoadedModel:
     return gnet.load(weights, device, download=False)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Timing one forward and backward pass...")
+def seconds_per_pass(weights: str, device: str) -> float:
+    """One image's forward and backward through the loaded net, measured here (for attribution estimates)."""
+    import torch
+
+    from gnet.attributions import time_forward_backward
+
+    loaded = model(weights, device)
+    size = loaded.card.input_size
+    return time_forward_backward(loaded.net, torch.zeros(1, 3, size, size, device=loaded.device))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def device_name(device: str) -> str:
     """The device, described with its GPU's name when there is one."""
+    import torch
+
     return gnet.describe_device(torch.device(device))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Saving the checkpoint...")
+@st.cache_resource(max_entries=CHECKPOINTS_KEPT, ttl=TTL_S, show_spinner="Saving the checkpoint...")
 def checkpoint_file(file_id: str, _data: bytes) -> str:
     """An uploaded checkpoint written to a temporary file named by its content's hash.
 
@@ -96,8 +127,16 @@ def checkpoint_file(file_id: str, _data: bytes) -> str:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    image: Image.Image
-    digest: str
+    """An image as the app keeps it: at most DISPLAY_SIDE pixels on its long side, never the original."""
+
+    image: Image.Image  # what the network and the views use
+    preview: Image.Image  # the sidebar's small copy, padded when extremely thin
+    digest: str  # of ``image``'s pixels: the cache key of its analyses
+    name: str
+
+    @classmethod
+    def of(cls, image: Image.Image, name: str) -> DecodedImage:
+        return cls(image, preview(image), image_digest(image), name)
 
 
 @st.cache_data(show_spinner=False)
@@ -106,42 +145,42 @@ def samples() -> list[Sample]:
     return sample_images()
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def decode_bytes(file_id: str, _data: bytes) -> DecodedImage:
-    """Uploaded or camera bytes -> RGB image and digest (raises gnet.ImageError).
+@st.cache_resource(max_entries=DECODED_KEPT, ttl=TTL_S, show_spinner="Decoding the image...")
+def decode_bytes(file_id: str, name: str, _data: bytes) -> DecodedImage:
+    """Uploaded or camera bytes -> a bounded RGB copy, its preview and digest (raises gnet.ImageError naming ``name``).
 
     Keyed by the upload's ``file_id`` (a fresh UUID per uploaded file or photo), so a rerun
-    does not hash the whole file again.
+    does not decode the file again. Only the copy of at most DISPLAY_SIDE pixels is kept.
     """
-    image = gnet.load_image(_data)
-    return DecodedImage(image, image_digest(image))
+    return DecodedImage.of(gnet.load_image(_data, max_side=DISPLAY_SIDE, name=name), name)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=DECODED_KEPT, ttl=TTL_S, show_spinner=False)
 def decode_sample(path: str) -> DecodedImage:
-    image = gnet.load_image(Path(path))
-    return DecodedImage(image, image_digest(image))
+    return DecodedImage.of(gnet.load_image(Path(path), max_side=DISPLAY_SIDE), Path(path).stem)
 
 
 # ---------------------------------------------------------------- one image
 
 
-@st.cache_resource(max_entries=32, show_spinner="Running the network on the image...")
+@st.cache_resource(max_entries=ANALYSES_KEPT, ttl=TTL_S, show_spinner="Running the network on the image...")
 def analysis(weights: str, device: str, digest: str, _image: Image.Image) -> gnet.Analysis:
     """Everything one forward pass reveals; shared read-only (never mutate it)."""
     return gnet.analyze(model(weights, device), _image, top=5)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
 def head_summary(weights: str, device: str, digest: str, _image: Image.Image) -> pd.DataFrame:
     """:func:`dashboard.tables.head_summary` of the cached analysis."""
+    from dashboard import tables
+
     return tables.head_summary(analysis(weights, device, digest, _image))
 
 
 # ---------------------------------------------------------------- the batch of samples
 
 
-@st.cache_data(max_entries=8, show_spinner="Classifying every sample image...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Classifying every sample image...")
 def batch_predictions(weights: str, device: str) -> pd.DataFrame:
     """Each sample's true label (when known) and each head's top-1 class and probability."""
     loaded = model(weights, device)
@@ -155,37 +194,45 @@ def batch_predictions(weights: str, device: str) -> pd.DataFrame:
             row[f"{head}_label"] = loaded.classes[int(p.argmax())]
             row[f"{head}_prob"] = float(p.max())
         rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- cost
 
 
-@st.cache_data(max_entries=16, show_spinner="Counting operations...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Counting operations...")
 def cost_table(weights: str, device: str, input_size: int) -> pd.DataFrame:
     """Per-layer cost (gnet.flops) as a table, in forward order (raises ValueError if too small)."""
+    from gnet.cost import to_frame
+
     frame = to_frame(gnet.flops(model(weights, device).net, input_size))
     frame["out_shape"] = frame["out_shape"].map(lambda s: " x ".join(map(str, s)))
     frame.insert(0, "depth", range(len(frame)))
     return frame
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def bottleneck(weights: str, device: str, input_size: int) -> tables.Bottleneck:
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
+def bottleneck(weights: str, device: str, input_size: int) -> Bottleneck:
     """:func:`dashboard.tables.bottleneck_cost` of inception3a in the loaded network, for one ``input_size`` px image."""
+    from dashboard import tables
+
     net = model(weights, device).net
     return tables.bottleneck_cost(gnet.flops(net, input_size), net.config.branch5x5_kernel)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def paper_comparison(weights: str, device: str, input_size: int) -> pd.DataFrame:
-    """The paper's Table 1 next to this net's computed values, with notes on differences."""
-    return gnet.paper_table(model(weights, device).net, input_size)
+@st.cache_data(show_spinner="Building the paper's and torchvision's layouts...")
+def table1() -> pd.DataFrame:
+    """The paper's Table 1 beside the paper's layout and torchvision's, both built by gnet at 224 px."""
+    return gnet.table1_comparison(224)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
 def stages(weights: str, device: str, input_size: int) -> pd.DataFrame:
     """:func:`dashboard.tables.stage_summary` of the loaded network's cost table."""
+    from dashboard import tables
+
     return tables.stage_summary(cost_table(weights, device, input_size))
 
 
@@ -198,10 +245,12 @@ def recorded_runs() -> RecordedRuns:
 
     Raises gnet.DatasetError naming the file when assets/runs is missing or corrupt.
     """
+    from gnet.runs import load_runs
+
     return load_runs()
 
 
-@st.cache_data(max_entries=64, show_spinner="Back-propagating through the nets on your image...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Back-propagating through the nets on your image...")
 def live_comparison(
     weights: str, device: str, digest: str, target: int | None, variant: str, _image: Image.Image
 ) -> pd.DataFrame:
@@ -212,6 +261,10 @@ def live_comparison(
     to the plot computes only it. ``target``: the true class, or None for each net's own
     prediction. The input is the cached preprocessed image, a batch of one.
     """
+    import torch
+
+    from gnet.gradients import compare_variants
+
     loaded = model(weights, device)
     x = analysis(weights, device, digest, _image).input.unsqueeze(0).to(loaded.device)
     y = None if target is None else torch.tensor([target], device=loaded.device)
@@ -265,7 +318,7 @@ class _AttributionStore:
 
 @st.cache_resource(show_spinner=False)
 def _attribution_store() -> _AttributionStore:
-    return _AttributionStore(_ATTRIBUTIONS_KEPT)
+    return _AttributionStore(ATTRIBUTIONS_KEPT)
 
 
 def attribution(
@@ -276,9 +329,12 @@ def attribution(
     request: AttributionRequest,
     *,
     compute: bool,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[float], bool | None] | None = None,
 ) -> Attribution | None:
-    """The attribution map for ``request``: from memory, or computed when ``compute`` is set."""
+    """The attribution map for ``request``: from memory, or computed when ``compute`` is set.
+
+    ``progress`` returning False stops Integrated Gradients (gnet.attributions.Stopped is raised).
+    """
     key = (weights, device, digest, request)
     store = _attribution_store()
     found = store.get(key)
@@ -289,6 +345,8 @@ def attribution(
     options = {}
     if request.method == "integrated_gradients":
         options = {"n_steps": request.n_steps, "nt_samples": request.nt_samples}
+    from gnet.attributions import attribute
+
     result = attribute(
         loaded,
         x,

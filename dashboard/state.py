@@ -59,6 +59,9 @@ class Keys:
     ATTR_STEPS = "attributions_ig_steps"
     ATTR_SAMPLES = "attributions_ig_samples"
     ATTR_RUN = "attributions_run"
+    ATTR_STOP = "attributions_stop"
+    ATTR_ACTIVE = "attributions_active"  # the id of the computation in progress; Stop (or any other run) removes it
+    ATTR_STOPPED = "attributions_stopped"  # set by Stop, shown once by the next run
     AUX_OVERLAY = "aux_overlay_upload"
     IMAGENET_DOWNLOAD = "imagenet_download"
 

@@ -1,10 +1,9 @@
 """Auxiliary-head overlays: a small file holding only aux1 and aux2, stacked on the weights they belong to.
 
 ``gnet distill-aux`` (:mod:`gnet.distill`) writes one; :func:`gnet.load` stacks it when the
-weights source names it: ``"imagenet+aux=aux_heads.pt"`` (the CLI's ``--aux-overlay PATH``
-builds that string). A source stays one string, so the app's caches and the CLI's options
-carry it unchanged. An overlay records the sha256 of the weights it was distilled on
-(:attr:`gnet.LoadedModel.weights_hash`) and refuses any other weights.
+weights source names it: ``"imagenet+aux=aux_heads.pt"`` (:func:`gnet.sources.with_overlay`;
+the CLI's ``--aux-overlay PATH`` builds that string). An overlay records the sha256 of the
+weights it was distilled on (:attr:`gnet.LoadedModel.weights_hash`) and refuses any other weights.
 """
 
 from __future__ import annotations
@@ -17,40 +16,19 @@ import torch
 
 from .checkpoint import read_checkpoint
 from .errors import CheckpointError
+from .sources import with_overlay
 from .storage import torch_save
 
 if TYPE_CHECKING:
     from .weights import LoadedModel, ModelCard
 
-__all__ = [
-    "DISTILLED",
-    "OVERLAY_FORMAT",
-    "OVERLAY_SEPARATOR",
-    "aux_keys",
-    "distilled",
-    "save_overlay",
-    "split_source",
-    "stack",
-    "with_overlay",
-]
+__all__ = ["DISTILLED", "OVERLAY_FORMAT", "aux_keys", "distilled", "save_overlay", "stack"]
 
 OVERLAY_FORMAT = "gnet-aux-overlay"
 OVERLAY_VERSION = 1
-OVERLAY_SEPARATOR = "+aux="
 DISTILLED = "distilled on a frozen trunk, after training, not trained jointly as in the paper"
 _AUX = ("aux1.", "aux2.")
 _HEADS_REPLACED = ("aux1", "aux2")
-
-
-def split_source(weights: str) -> tuple[str, str | None]:
-    """``"imagenet+aux=heads.pt"`` -> ``("imagenet", "heads.pt")``; a source without overlay -> ``(weights, None)``."""
-    base, sep, overlay = weights.rpartition(OVERLAY_SEPARATOR)
-    return (base, overlay) if sep and base and overlay else (weights, None)
-
-
-def with_overlay(weights: str, overlay: str | Path | None) -> str:
-    """The source string that stacks ``overlay`` on ``weights`` (``weights`` unchanged when there is none)."""
-    return weights if overlay is None else f"{weights}{OVERLAY_SEPARATOR}{overlay}"
 
 
 def aux_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

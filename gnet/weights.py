@@ -37,6 +37,7 @@ from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
 from .model import GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess, colour_transform
+from .sources import SOURCES, split_source
 from .storage import ASSETS_DIR, file_sha256
 
 __all__ = [
@@ -295,12 +296,6 @@ def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
     return net, card, t
 
 
-SOURCES: dict[str, str] = {
-    "auto": "ImageNet weights if already in the torch hub cache, else the bundled Fashion-MNIST net",
-    "bundled": "GoogLeNet trained here on Fashion-MNIST, all three heads trained (ships in assets/)",
-    "imagenet": "torchvision's ImageNet-1K weights (auxiliary heads NOT trained)",
-    "random": "untrained, seeded initialisation",
-}
 
 
 def resolve_source(weights: str) -> str:
@@ -311,8 +306,8 @@ def resolve_source(weights: str) -> str:
 
 
 def load(weights: str = "auto", device: str | torch.device | None = None, *, download: bool = True) -> LoadedModel:
-    """Load a weights source (a name in :data:`SOURCES` or a checkpoint path, maybe ``+aux=OVERLAY``) onto a device, in eval mode."""
-    from .overlay import split_source, stack
+    """Load a weights source (a name in :data:`SOURCES` or a checkpoint path; ``+aux=OVERLAY`` stacks aux heads), in eval mode."""
+    from .overlay import stack
 
     dev = resolve_device(device)
     base, overlay = split_source(str(weights))

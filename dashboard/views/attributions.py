@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -10,7 +12,7 @@ from dashboard import charts, resources
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, download_json, need_analysis
-from gnet.attributions import METHODS, Attribution
+from gnet.attributions import IG_MAX_SAMPLES, IG_MAX_STEPS, METHODS, Attribution, Stopped, plan_integrated_gradients
 from gnet.layers import BRANCHES, modules_read_by
 
 __all__ = ["render"]
@@ -30,9 +32,16 @@ def render(sel: Selection) -> None:
     st.title("Attributions")
     st.caption("What the chosen head's class depends on, drawn over the image the network saw (captum).")
     loaded, result = need_analysis(sel)
-    requests = _controls(loaded, result)
+    requests = _controls(sel, loaded, result)
     run = st.button("Compute", type="primary", key=Keys.ATTR_RUN, icon=":material/play_arrow:")
-    found = [item for request in requests if (item := _result(sel, request, run)) is not None]
+    if not run:
+        st.session_state.pop(Keys.ATTR_ACTIVE, None)  # a computation lasts only as long as the run that started it
+    if st.session_state.pop(Keys.ATTR_STOPPED, False):
+        st.info("Stopped. Nothing was kept from the interrupted computation.")
+    try:
+        found = [item for request in requests if (item := _result(sel, request, run)) is not None]
+    except Stopped:
+        return
     if not found:
         st.info("Press **Compute** to run the selected methods. Results are kept, so coming back costs nothing.")
         return
@@ -52,22 +61,38 @@ def render(sel: Selection) -> None:
             download_csv(pd.DataFrame(np.round(item.heatmap, 4)), f"{METHODS[item.method]} map (CSV)", f"{item.method}.csv")
 
 
+def _stop() -> None:
+    st.session_state.pop(Keys.ATTR_ACTIVE, None)
+    st.session_state[Keys.ATTR_STOPPED] = True
+
+
 def _result(sel: Selection, request: AttributionRequest, run: bool) -> Attribution | None:
-    """The kept result for ``request``; computed, with a progress bar, when ``run`` is set."""
+    """The kept result for ``request``; computed, with a progress bar and a Stop button, when ``run`` is set."""
     if not run:
         return resources.attribution(sel.weights, sel.device, sel.digest, sel.image, request, compute=False)
     name = METHODS[request.method]
+    run_id = uuid.uuid4().hex
+    st.session_state[Keys.ATTR_ACTIVE] = run_id
     bar = st.progress(0.0, text=f"{name}...")
+    stop = st.empty()
+    if request.method == "integrated_gradients":
+        stop.button("Stop", key=f"{Keys.ATTR_STOP}-{run_id}", on_click=_stop, icon=":material/stop:",
+                    help="Stops after the noisy copy in progress.")
+
+    def progress(done: float) -> bool:
+        bar.progress(done, text=f"{name}: {done:.0%}")
+        return st.session_state.get(Keys.ATTR_ACTIVE) == run_id
+
     try:
         return resources.attribution(
-            sel.weights, sel.device, sel.digest, sel.image, request, compute=True,
-            progress=lambda done: bar.progress(done, text=f"{name}: {done:.0%}"),
+            sel.weights, sel.device, sel.digest, sel.image, request, compute=True, progress=progress
         )
     finally:
         bar.empty()
+        stop.empty()
 
 
-def _controls(loaded, result) -> list[AttributionRequest]:
+def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
     classes = loaded.classes
     left, middle, right = st.columns(3)
     methods = left.multiselect(
@@ -95,11 +120,18 @@ def _controls(loaded, result) -> list[AttributionRequest]:
     n_steps = nt_samples = 0
     if "integrated_gradients" in methods:
         a, b = st.columns(2)
-        n_steps = a.slider("IG steps along the path", 4, 64, 16, step=4, key=Keys.ATTR_STEPS)
-        nt_samples = b.slider("NoiseTunnel samples", 1, 16, 4, key=Keys.ATTR_SAMPLES)
+        asked_steps = a.slider("IG steps along the path", 4, IG_MAX_STEPS, 16, step=4, key=Keys.ATTR_STEPS)
+        asked_samples = b.slider("NoiseTunnel samples", 1, IG_MAX_SAMPLES, 4, key=Keys.ATTR_SAMPLES)
+        per_pass = resources.seconds_per_pass(sel.weights, sel.device)
+        plan = plan_integrated_gradients(asked_steps, asked_samples, per_pass, resources.ATTRIBUTION_BUDGET_S)
+        if plan.clamped:
+            st.warning(plan.notice, icon="⏱️")
+        n_steps, nt_samples = plan.n_steps, plan.nt_samples
         st.caption(
-            f"Integrated Gradients runs {n_steps * nt_samples} forward and backward passes, a few at a time to "
-            "bound memory: tens of seconds on a CPU."
+            f"Integrated Gradients runs {n_steps * nt_samples} forward and backward passes, as many at once as "
+            f"memory allows: about {plan.seconds:.0f} s here (one pass measured at {per_pass * 1e3:.0f} ms on "
+            f"{resources.device_name(sel.device)}). One request may take up to "
+            f"{resources.ATTRIBUTION_BUDGET_S:.0f} s; Stop ends it early."
         )
     return [
         AttributionRequest(

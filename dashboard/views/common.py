@@ -1,23 +1,60 @@
-"""Drawing helpers every page shares: getting the model and analysis or saying why not, downloads."""
+"""Drawing helpers every page shares: the error boundary, getting the model and analysis or saying why not, downloads."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 import gnet
 from dashboard import resources
 from dashboard.state import Selection
 
+if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotly or torch is loaded
+    import pandas as pd
+    import plotly.graph_objects as go
+
 __all__ = [
-    "aux_heads_note", "chart", "download_csv", "download_json", "need_analysis", "need_model", "untrained_warning",
+    "aux_heads_note",
+    "chart",
+    "download_csv",
+    "download_json",
+    "error_boundary",
+    "need_analysis",
+    "need_model",
+    "untrained_warning",
 ]
 
+_LOG = logging.getLogger("gnet.dashboard")
 _PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+@contextmanager
+def error_boundary(where: str) -> Iterator[None]:
+    """Turn an exception escaping ``where`` (the sidebar, a page) into one short ``st.error``.
+
+    A user's mistake (:class:`gnet.GNetError`) shows its own sentence. Anything else is a bug:
+    the user gets a reference to report, the server log gets the traceback under that
+    reference, and the rest of the app keeps working. Streamlit's own control flow
+    (``st.stop``, ``st.rerun``, page switches) derives from BaseException and passes through.
+    """
+    try:
+        yield
+    except gnet.GNetError as e:
+        st.error(str(e))
+    except Exception:
+        reference = uuid.uuid4().hex[:8]
+        _LOG.exception("unexpected error in %s (reference %s)", where, reference)
+        st.error(
+            f"Something went wrong in {where} (reference {reference}): the rest of the app still works, so pick "
+            "another page or image. If it happens again, report the reference; the details are in the server log.",
+            icon="🐞",
+        )
 
 
 def need_model(sel: Selection) -> gnet.LoadedModel:

@@ -8,10 +8,8 @@ import gnet
 from dashboard import resources
 from dashboard.state import Keys, Selection, default_weights
 from dashboard.views.common import download_json
-from gnet.hub import IMAGENET_BYTES, download_imagenet
 from gnet.images import SUPPORTED_EXTENSIONS
-from gnet.overlay import split_source, with_overlay
-from gnet.weights import imagenet_cache_path
+from gnet.sources import split_source, with_overlay
 
 __all__ = ["render"]
 
@@ -45,7 +43,6 @@ def _image() -> dict:
                 return {"image_error": "No sample images found in assets/samples: upload an image instead."}
             sample = st.selectbox("Sample", found, format_func=lambda s: s.name, key=Keys.SAMPLE)
             decoded = resources.decode_sample(str(sample.path))
-            name = sample.name
         else:
             if mode == _UPLOAD:
                 upload = st.file_uploader("Image file", type=list(SUPPORTED_EXTENSIONS), key=Keys.UPLOAD)
@@ -53,12 +50,12 @@ def _image() -> dict:
                 upload = st.camera_input("Take a photo", key=Keys.CAMERA)
             if upload is None:
                 return {}
-            decoded = resources.decode_bytes(upload.file_id, upload.getvalue())
-            name, sample = upload.name, None
+            decoded = resources.decode_bytes(upload.file_id, upload.name, upload.getvalue())
+            sample = None
     except gnet.GNetError as e:
         return {"image_error": str(e)}
-    st.image(decoded.image, caption=name, width=160)
-    return {"image": decoded.image, "image_name": name, "digest": decoded.digest, "sample": sample}
+    st.image(decoded.preview, caption=decoded.name, width=160)
+    return {"image": decoded.image, "image_name": decoded.name, "digest": decoded.digest, "sample": sample}
 
 
 def _weights() -> tuple[str, str | None]:
@@ -123,7 +120,12 @@ def _aux_overlay(weights: str) -> str:
 
 def _imagenet_download(weights: str) -> None:
     """When ImageNet weights are wanted but not cached: a button that downloads them, with progress."""
-    if split_source(weights)[0] not in ("auto", "imagenet") or imagenet_cache_path().exists():
+    if split_source(weights)[0] not in ("auto", "imagenet"):
+        return
+    from gnet.hub import IMAGENET_BYTES, download_imagenet  # torch: imported once the image is drawn
+    from gnet.weights import imagenet_cache_path
+
+    if imagenet_cache_path().exists():
         return
     if not st.button("Download the ImageNet weights", key=Keys.IMAGENET_DOWNLOAD, icon=":material/download:",
                      help=f"{IMAGENET_BYTES / 2**20:.0f} MB into the torch hub cache, with torchvision's downloader"):

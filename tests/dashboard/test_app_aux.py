@@ -13,7 +13,7 @@ from torchvision.models import googlenet as tv_googlenet
 import gnet
 from dashboard import resources
 from gnet import hub
-from gnet.overlay import with_overlay
+from gnet.sources import with_overlay
 from gnet.weights import imagenet_cache_path
 from tests.conftest import write_test_overlay
 

@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
+import gnet
 from dashboard import charts, resources, tables
+from gnet.images import DISPLAY_SIDE
 from gnet.layers import point
 from gnet.cost import flops, to_frame
 from gnet.model import googlenet
@@ -91,11 +93,14 @@ def test_cost_charts(cost_rows):
 
 
 def test_paper_vs_computed():
-    table = pd.DataFrame(
-        {"name": ["conv1", "maxpool1", "inception3a"], "ops_m": [34, np.nan, 128], "ops_m_computed": [118, np.nan, 110]}
-    )
+    table = pd.DataFrame({
+        "name": ["conv1", "maxpool1", "inception3a"], "ops_m": [34, np.nan, 128],
+        "ops_m_paper_layout": [118, np.nan, 128.05], "ops_m_torchvision": [118, np.nan, 121.6],
+    })
     fig = charts.paper_vs_computed(table)
-    assert [list(t.x) for t in fig.data] == [["conv1", "inception3a"]] * 2
+    assert [list(t.x) for t in fig.data] == [["conv1", "inception3a"]] * 3  # the pooling row has no ops
+    assert [t.name for t in fig.data] == ["Table 1 (paper)", "paper's layout, built here", "torchvision's layout"]
+    assert [list(t.y) for t in fig.data] == [[34, 128], [118, 128.05], [118, 121.6]]
 
 
 def test_feature_maps_and_overlay():
@@ -252,6 +257,34 @@ def test_uploads_are_decoded_once_per_file_id():
     png = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 10, 10)).save(png, format="PNG")
     file_id = str(uuid.uuid4())
-    first = resources.decode_bytes(file_id, png.getvalue())
-    assert first.image.size == (8, 8)
-    assert resources.decode_bytes(file_id, b"not read again") is first  # the id is the key, not the bytes
+    first = resources.decode_bytes(file_id, "red.png", png.getvalue())
+    assert first.image.size == (8, 8) and first.name == "red.png"
+    assert resources.decode_bytes(file_id, "red.png", b"not read again") is first  # the id is the key, not the bytes
+
+
+def test_a_big_upload_is_kept_at_display_size_only():
+    """A 35-megapixel JPEG is decoded at a reduced scale and kept at DISPLAY_SIDE pixels at most."""
+    big = Image.new("RGB", (7000, 5000), (30, 60, 90))
+    jpeg = io.BytesIO()
+    big.save(jpeg, format="JPEG", quality=80)
+    decoded = resources.decode_bytes(str(uuid.uuid4()), "phone.jpg", jpeg.getvalue())
+    assert max(decoded.image.size) == DISPLAY_SIDE and decoded.image.size == (1024, 731)
+    assert max(decoded.preview.size) <= 320
+    kept = len(decoded.image.tobytes()) + len(decoded.preview.tobytes())
+    assert kept <= DISPLAY_SIDE * DISPLAY_SIDE * 3 * 1.1  # not the 105 MB of the full-size RGB
+
+
+@pytest.mark.parametrize(
+    ("size", "kept", "preview"),
+    [((3000, 8), (1024, 3), (320, 40)), ((8, 3000), (3, 1024), (40, 320)), ((1, 1), (1, 1), (1, 1))],
+)
+def test_extreme_aspect_ratios_get_a_drawable_preview(size, kept, preview):
+    png = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(png, format="PNG")
+    decoded = resources.decode_bytes(str(uuid.uuid4()), "strip.png", png.getvalue())
+    assert decoded.image.size == kept and decoded.preview.size == preview
+
+
+def test_upload_errors_name_the_file():
+    with pytest.raises(gnet.ImageError, match="^'notes.png' is not an image"):
+        resources.decode_bytes(str(uuid.uuid4()), "notes.png", b"plain text")

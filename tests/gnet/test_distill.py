@@ -20,7 +20,8 @@ from gnet.data import FASHION_MNIST_DIR
 from gnet.distill import DistillConfig, distill_aux, head_accuracy
 from gnet.errors import CheckpointError, DatasetError
 from gnet.evaldata import fashion_mnist, fashion_mnist_test, photo_folder
-from gnet.overlay import DISTILLED, distilled, save_overlay, with_overlay
+from gnet.overlay import DISTILLED, distilled, save_overlay
+from gnet.sources import with_overlay
 from gnet.storage import ASSETS_DIR
 from gnet.weights import imagenet_cache_path
 
