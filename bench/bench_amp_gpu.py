@@ -17,7 +17,6 @@ Meant to finish in under 2 minutes on one H100/H200. Without CUDA it says so and
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -25,13 +24,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_folder_memory import make_folder  # noqa: E402
+from generated import make_folder, spread
 
-from gnet.device import describe_device  # noqa: E402
-from gnet.distributed import SINGLE  # noqa: E402
-from gnet.train import TrainConfig, train  # noqa: E402
-from gnet.trainrun import TrainRun  # noqa: E402
+from gnet.device import describe_device
+from gnet.distributed import SINGLE
+from gnet.train import TrainConfig, train
+from gnet.trainrun import TrainRun
 
 
 def _sync(device: torch.device) -> None:
@@ -99,12 +97,9 @@ def main() -> int:
                                                    args.size, args.steps, args.workers))
     for title, rates in (("step (batch on the GPU)", step), (f"end to end ({args.workers} loader workers)", end_to_end)):
         for amp, values in rates.items():
-            print(f"{title}: {'--amp  ' if amp else 'float32'} median {statistics.median(values):8.1f} images/s "
-                  f"(min {min(values):.1f}, max {max(values):.1f})")
+            print(f"{title}: {'--amp  ' if amp else 'float32'} images/s {spread(values)}")
         if len(rates) == 2:
-            ratios = [a / f for f, a in zip(rates[False], rates[True])]
-            print(f"{title}: ratio amp / float32 median {statistics.median(ratios):.2f} "
-                  f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+            print(f"{title}: ratio amp / float32 {spread([a / f for f, a in zip(rates[False], rates[True])], digits=2)}")
     print(f"total wall time {time.perf_counter() - started:.0f} s")
     return 0
 

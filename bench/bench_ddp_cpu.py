@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_folder_memory import ROOT, make_folder  # noqa: E402  (the same generated folder)
+from generated import make_folder, spread
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(folder: Path, out: Path, nproc: int, steps: int, threads: int) -> float:
@@ -55,9 +55,8 @@ def main() -> int:
     print(f"{os.cpu_count()} CPU cores, {args.threads} thread(s) per process, global batch 32 at 64 px, "
           f"{args.steps} steps per run")
     for nproc, values in rates.items():
-        print(f"{nproc} process(es): median {statistics.median(values):.1f} images/s "
-              f"(min {min(values):.1f}, max {max(values):.1f})")
-    print(f"ratio 2 processes / 1: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+        print(f"{nproc} process(es): images/s {spread(values)}")
+    print(f"ratio 2 processes / 1: {spread(ratios, digits=2)}")
     return 0
 
 

@@ -20,26 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from generated import make_folder, spread
 
 SIZES = (200, 2000)
 BAR_MB = 300
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_folder(root: Path, n: int, *, classes: int = 4, seed: int = 0) -> Path:
-    """``n`` 160x120 RGB JPEGs (smooth gradients plus noise, so they compress like photos) in ``classes`` folders."""
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 1, 160)[None, :, None] * np.linspace(0.2, 1, 120)[:, None, None]
-    for i in range(n):
-        k = i % classes
-        folder = root / f"class{k}"
-        folder.mkdir(parents=True, exist_ok=True)
-        tint = np.array([(k + 1) % 2, (k // 2) % 2, 0.5]) * 160
-        pixels = np.clip(ramp * tint + rng.normal(0, 25, (120, 160, 3)) + 40, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=85)
-    return root
 
 
 _CHILD = """
@@ -82,8 +67,7 @@ def main() -> int:
     small, large = (statistics.median(peaks[n]) for n in SIZES)
     print(f"workers per run: {args.workers}; input 64 px, batch 32, one epoch + evaluation on the folder")
     for n in SIZES:
-        print(f"{n:>5} images: peak RSS median {statistics.median(peaks[n]):.0f} MB "
-              f"(min {min(peaks[n]):.0f}, max {max(peaks[n]):.0f})")
+        print(f"{n:>5} images: peak RSS {spread(peaks[n], ' MB', 0)}")
     print(f"difference 2,000 - 200: {large - small:+.0f} MB (bar: within {BAR_MB} MB): "
           f"{'met' if large - small <= BAR_MB else 'MISSED'}")
     return 0 if large - small <= BAR_MB else 1

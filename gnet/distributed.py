@@ -44,10 +44,12 @@ class Dist:
         return self.rank == 0
 
     def sum_(self, t: Tensor) -> Tensor:
-        """Sum ``t`` over all processes, in place."""
-        if self.world > 1:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t
+        """``t`` summed over all processes (on ``t``'s device)."""
+        if self.world == 1:
+            return t
+        on = t.to(_collective_device())
+        dist.all_reduce(on, op=dist.ReduceOp.SUM)
+        return on.to(t.device)
 
     def min_int(self, value: int) -> int:
         """The smallest ``value`` any process holds."""

@@ -152,6 +152,13 @@ def image_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
         raise DatasetError(f"{str(root)!r} holds no images ({', '.join(SUPPORTED_EXTENSIONS)}) in its class subfolders.")
     if limit is not None:
         files, labels = files[:limit], labels[:limit]
+    return _files(loaded, root, files, labels, name=f"{root.name} ({len(files):,} images)", kind="folder")
+
+
+def _files(
+    loaded: LoadedModel, root: Path, files: list[Path], labels: list[int], *, name: str, kind: str
+) -> LabelledImages:
+    """Image files below ``root``, decoded on demand; the key names each file by path, size and time."""
 
     def picture(i: int) -> Image.Image:
         try:
@@ -161,10 +168,10 @@ def image_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
 
     stamp = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return LabelledImages(
-        name=f"{root.name} ({len(files):,} images)",
+        name=name,
         classes=list(loaded.classes),
         labels=torch.tensor(labels, dtype=torch.int64),
-        key={"data": f"folder:{root.resolve()}", "files": stamp, "preprocessing": repr(loaded.transform)},
+        key={"data": f"{kind}:{root.resolve()}", "files": stamp, "preprocessing": repr(loaded.transform)},
         _inputs=_per_image(loaded, picture),
         _picture=picture,
     )
@@ -206,19 +213,5 @@ def photo_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
     )[:limit]
     if not files:
         raise DatasetError(f"{str(root)!r} holds no images ({', '.join(SUPPORTED_EXTENSIONS)}).")
-
-    def picture(i: int) -> Image.Image:
-        try:
-            return load_image(files[i])
-        except ImageError as e:
-            raise DatasetError(f"{str(e).rstrip('.')}; fix or remove it to use this folder.") from None
-
-    stamp = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return LabelledImages(
-        name=f"{root.name} ({len(files):,} images, unlabelled)",
-        classes=list(loaded.classes),
-        labels=torch.full((len(files),), -1, dtype=torch.int64),
-        key={"data": f"photos:{root.resolve()}", "files": stamp, "preprocessing": repr(loaded.transform)},
-        _inputs=_per_image(loaded, picture),
-        _picture=picture,
-    )
+    name = f"{root.name} ({len(files):,} images, unlabelled)"
+    return _files(loaded, root, files, [-1] * len(files), name=name, kind="photos")

@@ -179,7 +179,7 @@ def _accuracy(net: nn.Module, batches: Iterable[Batch], d: Dist) -> dict[str, fl
             for i, logits in enumerate(net(x.to(device, memory_format=torch.channels_last))):
                 counts[i] += int(((logits.argmax(1).cpu() == y) & counted).sum())
             counts[-1] += int(counted.sum())
-    counts = d.sum_(counts.clone())
+    counts = d.sum_(counts)
     return {head: float(counts[i] / counts[-1]) for i, head in enumerate(HEADS)}
 
 

@@ -102,7 +102,7 @@ class ColourFolder:
         held_out = splits.eval
         if eval_limit is not None:
             held_out = FolderListing(held_out.root, held_out.classes, held_out.files[:eval_limit], held_out.labels[:eval_limit])
-        self.root, self.seed, self.workers, self.input_size = root, seed, workers, input_size
+        self.root, self.seed, self.workers = root, seed, workers
         self.listings = (splits.train, held_out)
         self.train_set = StreamedFolder(splits.train, train_transform(input_size), seed=seed)
         self.eval_set = StreamedFolder.for_eval(held_out, input_size)
