@@ -62,6 +62,7 @@ class Keys:
     ATTR_STOP = "attributions_stop"
     ATTR_ACTIVE = "attributions_active"  # the id of the computation in progress; Stop (or any other run) removes it
     ATTR_STOPPED = "attributions_stopped"  # set by Stop, shown once by the next run
+    AUX_OVERLAY_ON = "aux_overlay_on"
     AUX_OVERLAY = "aux_overlay_upload"
     IMAGENET_DOWNLOAD = "imagenet_download"
 

@@ -108,11 +108,13 @@ def _model_card(weights: str, device: str) -> str | None:
 
 def _aux_overlay(weights: str) -> str:
     """The weights with an optional overlay of distilled aux heads (``gnet distill-aux``) stacked on them."""
-    with st.expander("Distilled aux heads (optional)"):
-        upload = st.file_uploader(
-            "Overlay from gnet distill-aux (.pt)", type=["pt"], key=Keys.AUX_OVERLAY,
-            help="Aux heads fitted to these weights' main head on a frozen trunk; refused for other weights.",
-        )
+    if not st.toggle("Stack distilled aux heads", key=Keys.AUX_OVERLAY_ON,
+                     help="Aux heads fitted to these weights' main head on a frozen trunk (gnet distill-aux)."):
+        return weights
+    upload = st.file_uploader(
+        "Overlay from gnet distill-aux (.pt)", type=["pt"], key=Keys.AUX_OVERLAY,
+        help="Refused unless it was distilled on exactly these weights.",
+    )
     if upload is None:
         return weights
     return with_overlay(weights, resources.checkpoint_file(upload.file_id, upload.getvalue()))

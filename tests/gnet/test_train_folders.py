@@ -153,3 +153,12 @@ def test_resuming_on_other_classes_is_one_sentence(
     assert gnet_main(["train", "--resume", str(path), "--no-progress", "--num-threads", "1", "--workers", "0"]) == 2
     _one_sentence(capsys, "was trained on the classes blue, green, red", "yellow")
     assert path.read_bytes() == before and not (tmp_path / "grad_log.jsonl").exists()
+
+
+def test_the_launcher_option_is_refused_under_torchrun(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert gnet_main(["train", "--nproc-per-node", "2", "--no-progress"]) == 2
+    _one_sentence(capsys, "--nproc-per-node starts the processes itself")
