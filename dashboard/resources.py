@@ -12,7 +12,9 @@ Errors a user can cause come out as :class:`gnet.GNetError`; views show their se
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -49,11 +51,14 @@ __all__ = [
     "attribution",
     "batch_predictions",
     "bottleneck",
+    "branch_figures",
+    "channel_figures",
     "checkpoint_file",
     "cost_table",
     "decode_bytes",
     "decode_sample",
     "device_name",
+    "energy_figure",
     "head_summary",
     "live_comparison",
     "model",
@@ -72,22 +77,27 @@ MODELS_KEPT = 3  # loaded weights (ImageNet's GoogLeNet is ~50 MB on the device)
 DECODED_KEPT = 32  # decoded images, each at most DISPLAY_SIDE^2 x 3 bytes (3 MiB): 96 MiB at most
 ANALYSES_KEPT = 24  # one forward pass's activations: ~0.4 MB at 64 px, ~15 MB at 224 px
 TABLES_KEPT = 64  # small derived tables (head summaries, gradient tables, costs)
+FIGURES_KEPT = 64  # plotly figures of a module's branches (one image, one module: ~50 KB)
 ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
-CHECKPOINTS_KEPT = 4  # uploaded checkpoints, see checkpoint_file
+UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
+
+
+_UPLOADS_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------- model and device
 
 
 @st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Loading the weights...")
-def model(weights: str, device: str) -> gnet.LoadedModel:
+def model(weights: str, device: str, _label: str = "") -> gnet.LoadedModel:
     """The network for a weights source on a device, loaded once and shared.
 
-    Never downloads: a page must not hang on a network that may not be there. The error
-    tells the user where to put the ImageNet file (``gnet info --weights imagenet`` fetches it).
+    ``_label`` names an uploaded checkpoint as its user named it (messages never show the
+    server's temporary path); it is not part of the key, the file's hash-named path is. Never downloads: a page must not hang on a network that may not
+    be there. The error tells the user where to put the ImageNet file.
     """
-    return gnet.load(weights, device, download=False)
+    return gnet.load(weights, device, download=False, label=_label or None)
 
 
 @st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Timing one forward and backward pass...")
@@ -110,16 +120,42 @@ def device_name(device: str) -> str:
     return gnet.describe_device(torch.device(device))
 
 
-@st.cache_resource(max_entries=CHECKPOINTS_KEPT, ttl=TTL_S, show_spinner="Saving the checkpoint...")
-def checkpoint_file(file_id: str, _data: bytes) -> str:
-    """An uploaded checkpoint written to a temporary file named by its content's hash.
+@st.cache_resource(show_spinner=False)
+def upload_dir() -> Path:
+    """This server process's own folder for uploaded checkpoints: private (0700), removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="gnet-uploads-"))  # mkdtemp creates it readable by this user only
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
-    Other sessions (and other app processes) share the folder, so the file is written under a
-    unique name and renamed into place: the hash-named file is always complete, never half written.
+
+@st.cache_resource(max_entries=64, ttl=TTL_S, show_spinner=False)
+def _upload_digest(file_id: str, _data: bytes) -> str:
+    """The sha256 of an upload, once per upload (``file_id`` is a fresh UUID for every uploaded file)."""
+    return hashlib.sha256(_data).hexdigest()
+
+
+def checkpoint_file(file_id: str, data: bytes) -> str:
+    """An uploaded checkpoint as a file in :func:`upload_dir`, named by its content's hash.
+
+    The file is written whole or not at all (renamed into place), and the folder keeps at most
+    UPLOADS_MAX_BYTES: the least recently used uploads go first. A model loaded from a file stays
+    loaded after the file goes; the file is written again if that upload is chosen again.
     """
-    digest = hashlib.sha256(_data).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "gnet-checkpoints"
-    return str(atomic_write(folder / f"upload-{digest}.pt", _data))
+    folder = upload_dir()
+    path = folder / f"upload-{_upload_digest(file_id, data)[:16]}.pt"
+    with _UPLOADS_LOCK:
+        if path.exists():
+            path.touch()  # most recently used
+        else:
+            atomic_write(path, data)
+        files = sorted(folder.glob("upload-*.pt"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for old in files:
+            if total <= UPLOADS_MAX_BYTES or old == path:
+                continue
+            total -= old.stat().st_size
+            old.unlink(missing_ok=True)
+    return str(path)
 
 
 # ---------------------------------------------------------------- images
@@ -167,6 +203,48 @@ def decode_sample(path: str) -> DecodedImage:
 def analysis(weights: str, device: str, digest: str, _image: Image.Image) -> gnet.Analysis:
     """Everything one forward pass reveals; shared read-only (never mutate it)."""
     return gnet.analyze(model(weights, device), _image, top=5)
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner="Drawing the feature maps...")
+def branch_figures(weights: str, device: str, digest: str, module: str, _image: Image.Image) -> dict:
+    """{branch: (grid of its most active maps, its mean map over the image)} for one module of one analysis.
+
+    Shared read-only (never mutate them): building plotly figures costs far more server time
+    than the forward pass, and a page revisit or another widget's change should not pay it again.
+    """
+    from dashboard import charts
+
+    result = analysis(weights, device, digest, _image)
+    return {
+        branch: (
+            charts.feature_grid(stats.activation[stats.top_channels].numpy(), stats.top_channels),
+            charts.overlay(result.image, stats.activation.mean(0).numpy(), f"mean of {branch} over the image"),
+        )
+        for branch, stats in result.modules[module].branches.items()
+    }
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner=False)
+def channel_figures(weights: str, device: str, digest: str, point: str, _image: Image.Image) -> tuple:
+    """(the channel's map, the map over the image) for ``point`` = "inception4c.5x5:12", shared read-only."""
+    from dashboard import charts
+    from gnet.layers import parse_channel
+
+    target = parse_channel(point)
+    result = analysis(weights, device, digest, _image)
+    activation = result.modules[target.module].branches[target.branch].activation[target.channel].numpy()
+    return (
+        charts.channel_map(activation, f"{target.module}.{target.branch} channel {target.channel}", height=340),
+        charts.overlay(result.image, activation, "on the image", height=340),
+    )
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, ttl=TTL_S, show_spinner=False)
+def energy_figure(weights: str, device: str, digest: str, _image: Image.Image):
+    """The energy-share chart of every module's branches for one analysis, shared read-only."""
+    from dashboard import charts, tables
+
+    return charts.energy_shares(tables.branch_energy(analysis(weights, device, digest, _image)))
 
 
 @st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)

@@ -62,6 +62,7 @@ class Keys:
     ATTR_STOP = "attributions_stop"
     ATTR_ACTIVE = "attributions_active"  # the id of the computation in progress; Stop (or any other run) removes it
     ATTR_STOPPED = "attributions_stopped"  # set by Stop, shown once by the next run
+    URL_READ = "url_read"  # the query parameters this session has already taken a value from (dashboard.url)
     AUX_OVERLAY_ON = "aux_overlay_on"
     AUX_OVERLAY = "aux_overlay_upload"
     IMAGENET_DOWNLOAD = "imagenet_download"
@@ -77,6 +78,7 @@ class Selection:
 
     weights: str  # a name in gnet.SOURCES or a checkpoint path
     device: str
+    weights_label: str = ""  # an uploaded checkpoint's own file name (weights is then a temporary path)
     image: Image.Image | None = None
     image_name: str = ""
     digest: str = ""
@@ -89,8 +91,9 @@ class Selection:
         return self.sample.true_label(classes) if self.sample is not None else None
 
     @property
-    def model_key(self) -> tuple[str, str]:
-        return self.weights, self.device
+    def model_key(self) -> tuple[str, str, str]:
+        """The arguments of resources.model for this selection."""
+        return self.weights, self.device, self.weights_label
 
 
 def default_weights() -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import _check_finite, read_checkpoint
 from .errors import CheckpointError
 from .sources import with_overlay
 from .storage import torch_save
@@ -87,6 +87,7 @@ def stack(loaded: LoadedModel, path: str | Path) -> LoadedModel:
     )
     if wrong:
         raise CheckpointError(f"{name} holds aux heads that do not fit this net ({', '.join(wrong[:4])}).")
+    _check_finite(heads, name)  # the same refusal of NaN/Inf as for any checkpoint
     loaded.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in heads.items()}, strict=False)
     loaded.net.to(loaded.device)
     about = {

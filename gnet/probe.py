@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from .guard import exclusive
 from .images import load_image
-from .layers import HEADS, STEM_POINTS
-from .model import GoogLeNet, Inception
+from .layers import BRANCHES, HEADS, INCEPTION_MODULES, STEM_POINTS, branch_channels
+from .model import GoogLeNet
 from .preprocess import denormalize
 from .weights import LoadedModel
 
@@ -188,65 +188,97 @@ class Analysis:
         }
 
 
-def _module_result(name: str, module: Inception, out: Tensor) -> ModuleResult:
-    """Per-branch statistics of one module's output (C x H x W), from three per-channel reductions.
+def _channel_stats(outputs: Sequence[Tensor]) -> Tensor:
+    """3 x (all channels) on the outputs' device: per-channel sum, sum of squares and non-zero count.
 
-    Three passes over the whole output (sums, sums of squares, non-zeros), then arithmetic on
-    per-channel vectors, rather than a pass per statistic per branch: the probe must stay within
-    10% of a bare forward. The kernels are the fast ones measured on a CPU: float32 reductions
-    (float64 ones cast first, 7x slower), vector_norm (no temporary), and sign().abs().sum()
-    instead of count_nonzero (20x slower).
+    Module outputs (C x H x W) of the same height and width are concatenated first (three groups
+    in GoogLeNet: 3a-3b, 4a-4e, 5a-5b), so the whole net takes three reductions per group rather
+    than one pass per statistic per branch. The kernels are the fast ones measured on a CPU:
+    vector_norm (no temporary) and sign().abs().sum() (count_nonzero was 20x slower).
     """
-    out = out.float()
-    flat = out.flatten(1)  # C x HW, a view
-    hw = flat.shape[1]
-    per_channel = torch.stack(
-        (flat.sum(1), torch.linalg.vector_norm(flat, dim=1).square(), flat.sign().abs_().sum(1))
-    ).double().numpy()  # 3 x C: sum, sum of squares, non-zeros
-    channels = list(module.branch_channels.values())
-    starts = np.cumsum([0, *channels[:-1]])
-    sums, energies, nonzeros = np.add.reduceat(per_channel, starts, axis=1)  # each: one value per branch
-    counts = np.asarray(channels, dtype=np.float64) * hw
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, out in enumerate(outputs):
+        groups.setdefault(tuple(out.shape[1:]), []).append(i)
+    stats: list[Tensor | None] = [None] * len(outputs)
+    for members in groups.values():
+        flat = torch.cat([outputs[i].flatten(1) for i in members]).float()  # channels of the group x HW
+        rows = torch.stack((flat.sum(1), torch.linalg.vector_norm(flat, dim=1).square(), flat.sign().abs_().sum(1)))
+        for i, part in zip(members, rows.split([outputs[i].shape[0] for i in members], dim=1)):
+            stats[i] = part
+    return torch.cat(stats, dim=1)
+
+
+def _to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """The tensors on the CPU, through one copy (one host synchronisation on a GPU, not one per tensor)."""
+    if not tensors or tensors[0].device.type == "cpu":
+        return list(tensors)
+    flat = torch.cat([t.float().reshape(-1) for t in tensors]).cpu()
+    return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+
+
+# Branch widths of the nine modules in concatenation order, from gnet.layers' table (reading them
+# off the modules walks torch's __getattr__ hundreds of times per analysis).
+_WIDTHS = {m: [branch_channels(m, b) for b in BRANCHES] for m in INCEPTION_MODULES}
+
+
+def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, ModuleResult]:
+    """Every module's per-branch statistics from :func:`_channel_stats`' 3 x (all channels) array.
+
+    All 36 branches at once, as array arithmetic; only the result objects are built one by one.
+    """
+    widths = np.array([w for m in INCEPTION_MODULES for w in _WIDTHS[m]])
+    starts = np.cumsum(np.concatenate(([0], widths[:-1])))
+    hw = np.repeat([acts[m].shape[1] * acts[m].shape[2] for m in INCEPTION_MODULES], len(BRANCHES))
+    sums, energies, nonzeros = np.add.reduceat(stats, starts, axis=1)  # one value per branch
+    counts = widths * hw
     means = sums / counts
     stds = np.sqrt(np.maximum(energies / counts - means**2, 0.0) * counts / np.maximum(counts - 1, 1))  # unbiased
-    total = float(energies.sum())
-    branches = {}
-    for b, (branch, start, width) in enumerate(zip(module.branch_channels, starts, channels)):
-        channel_means = per_channel[0, start : start + width] / hw
-        top = np.argsort(-channel_means, kind="stable")[:TOP_CHANNELS]
-        branches[branch] = BranchResult(
-            name=branch,
-            activation=out[start : start + width],
-            mean=float(means[b]),
-            std=float(stds[b]),
-            zero_fraction=1.0 - float(nonzeros[b] / counts[b]),
-            energy=float(energies[b]),
-            energy_share=float(energies[b]) / total if total > 0 else 0.0,
-            top_channels=top.tolist(),
-            top_channel_means=channel_means[top].tolist(),
+    module_energy = np.repeat(energies.reshape(-1, len(BRANCHES)).sum(1), len(BRANCHES))
+    shares = np.divide(energies, module_energy, out=np.zeros_like(energies), where=module_energy > 0)
+    # Each branch's channel means, padded to the widest branch, ranked in one call.
+    padded = np.full((len(widths), widths.max()), -np.inf)
+    for i, (start, width) in enumerate(zip(starts, widths)):
+        padded[i, :width] = stats[0, start : start + width] / hw[i]
+    order = np.argsort(-padded, axis=1, kind="stable")[:, :TOP_CHANNELS]
+    top_means = np.take_along_axis(padded, order, axis=1)
+    columns = zip(means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(), energies.tolist(),
+                  shares.tolist(), order.tolist(), top_means.tolist(), widths.tolist())
+    results, offsets = {}, {}
+    for i, (mean, std, zeros, energy, share, top, top_mean, width) in enumerate(columns):
+        module, branch = INCEPTION_MODULES[i // len(BRANCHES)], list(BRANCHES)[i % len(BRANCHES)]
+        offset = offsets.get(module, 0)
+        offsets[module] = offset + width
+        keep = min(TOP_CHANNELS, width)
+        result = BranchResult(
+            name=branch, activation=acts[module][offset : offset + width], mean=mean, std=std, zero_fraction=zeros,
+            energy=energy, energy_share=share, top_channels=top[:keep], top_channel_means=top_mean[:keep],
         )
-    return ModuleResult(name, tuple(out.shape), branches)
+        results.setdefault(module, {})[branch] = result
+    return {m: ModuleResult(m, tuple(acts[m].shape), branches) for m, branches in results.items()}
 
 
 def _head_results(logits: dict[str, Tensor], classes: Sequence[str], top: int, trained: dict[str, bool]):
+    """Each head's top-k, entropy, agreement with and KL divergence to the main head, in a few batched ops."""
     k = min(top, len(classes))
-    log_probs = {h: F.log_softmax(v.float(), dim=-1) for h, v in logits.items()}
-    main_lp = log_probs["main"]
-    main_top1 = int(main_lp.argmax())
+    stacked = torch.stack([logits[h].float() for h in HEADS])  # 3 x C, main first
+    log_probs = F.log_softmax(stacked, dim=-1)
+    probs = log_probs.exp()
+    values, indices = torch.topk(probs, k, dim=-1)
+    entropy = -(probs * log_probs).sum(-1)
+    # KL(main || head): how much the head's distribution misses the main head's.
+    kl = (probs[0] * (log_probs[0] - log_probs)).sum(-1)
+    top1 = log_probs.argmax(-1)
+    values, indices, entropy, kl, top1 = (t.tolist() for t in (values, indices, entropy, kl, top1))
     results = {}
-    for h in HEADS:
-        lp = log_probs[h]
-        p = lp.exp()
-        vals, idx = torch.topk(p, k)
+    for i, h in enumerate(HEADS):
         results[h] = HeadResult(
             name=h,
             logits=logits[h],
-            probs=p,
-            top=[Prediction(int(i), classes[int(i)], float(v)) for v, i in zip(vals, idx)],
-            entropy=float(-(p * lp).sum()),
-            agrees_with_main=int(lp.argmax()) == main_top1,
-            # KL(main || head): how much the head's distribution misses the main head's.
-            kl_to_main=float((main_lp.exp() * (main_lp - lp)).sum()),
+            probs=probs[i],
+            top=[Prediction(c, classes[c], p) for p, c in zip(values[i], indices[i])],
+            entropy=entropy[i],
+            agrees_with_main=top1[i] == top1[0],
+            kl_to_main=kl[i],
             trained=trained.get(h, False),
         )
     return results
@@ -270,14 +302,17 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
         out = net(x)
         if loaded.device.type == "cuda":
             torch.cuda.synchronize(loaded.device)
-    t2 = time.perf_counter()
-    acts = {k: v[0].cpu() for k, v in store.items()}
-    modules = {name: _module_result(name, module, acts[name]) for name, module in net.inception_modules().items()}
-    heads = _head_results(
-        {h: getattr(out, h)[0].cpu() for h in HEADS}, loaded.classes, top, loaded.card.heads_trained
-    )
+        t2 = time.perf_counter()
+        names = list(store)
+        stats = _channel_stats([store[name][0] for name in net.inception_modules()])
+        # Activations, logits, the statistics and the input reach the CPU in one copy.
+        copied = _to_cpu([*(store[name][0] for name in names), *(h[0] for h in out), stats, x[0]])
+    acts = dict(zip(names, copied))
+    modules = _module_results(acts, copied[-2].double().numpy())
+    heads = _head_results(dict(zip(HEADS, copied[len(names) : len(names) + len(HEADS)])), loaded.classes, top,
+                          loaded.card.heads_trained)
     t3 = time.perf_counter()
-    x_cpu = x[0].cpu()
+    x_cpu = copied[-1]
     mean, std = loaded.card.normalization["mean"], loaded.card.normalization["std"]
     return Analysis(
         card=loaded.card.to_dict(),

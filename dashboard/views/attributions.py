@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources
+from dashboard import charts, resources, url
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, download_json, need_analysis
@@ -95,15 +95,21 @@ def _result(sel: Selection, request: AttributionRequest, run: bool) -> Attributi
 def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
     classes = loaded.classes
     left, middle, right = st.columns(3)
-    methods = left.multiselect(
-        "Methods", list(METHODS), default=["saliency", "grad_cam"], format_func=METHODS.get, key=Keys.ATTR_METHODS
-    )
-    head = middle.selectbox("Head", list(result.heads), key=Keys.ATTR_HEAD)
+    url.restore(url.METHOD, Keys.ATTR_METHODS, ["saliency", "grad_cam"], lambda ms: set(ms) <= set(METHODS),
+                parse=lambda text: text.split(","), what=f"list of methods ({', '.join(METHODS)})")
+    methods = left.multiselect("Methods", list(METHODS), format_func=METHODS.get, key=Keys.ATTR_METHODS)
+    url.publish(url.METHOD, ",".join(methods) or None)
+    heads = list(result.heads)
+    url.restore(url.HEAD, Keys.ATTR_HEAD, heads[0], heads.__contains__, what="head (main, aux1 or aux2)")
+    head = middle.selectbox("Head", heads, key=Keys.ATTR_HEAD)
+    url.publish(url.HEAD, head)
+    url.restore(url.CLASS, f"{Keys.ATTR_TARGET}-{head}", result.heads[head].top[0].index,
+                lambda i: 0 <= i < len(classes), parse=classes.index, what="class of these weights")
     target = right.selectbox(
-        "Target class", range(len(classes)), index=result.heads[head].top[0].index,
-        format_func=lambda i: classes[i], key=f"{Keys.ATTR_TARGET}-{head}",
+        "Target class", range(len(classes)), format_func=lambda i: classes[i], key=f"{Keys.ATTR_TARGET}-{head}",
         help="Starts on the chosen head's top-1 class.",
     )
+    url.publish(url.CLASS, classes[target])
     module = branch = ""
     if "grad_cam" in methods:
         readable = modules_read_by(head)
@@ -111,12 +117,17 @@ def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
         # at the bundled net's 64 px) says little about where in the image the evidence is.
         sharp = [i for i, name in enumerate(readable) if result.modules[name].output_shape[1] >= 4]
         a, b = st.columns(2)
+        module_key = f"{Keys.ATTR_MODULE}-{head}"
+        url.restore(url.MODULE, module_key, readable[sharp[-1] if sharp else -1], readable.__contains__,
+                    what=f"module that {head} reads (inception3a to {readable[-1]})")
         module = a.selectbox(
-            "Grad-CAM module", readable, index=sharp[-1] if sharp else len(readable) - 1,
-            key=f"{Keys.ATTR_MODULE}-{head}",
+            "Grad-CAM module", readable, key=module_key,
             help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of 4x4 or more.",
         )
-        branch = b.selectbox("Grad-CAM branch", list(BRANCHES), index=1, key=Keys.ATTR_BRANCH)
+        url.publish(url.MODULE, module)
+        url.restore(url.BRANCH, Keys.ATTR_BRANCH, "3x3", BRANCHES.__contains__, what="branch")
+        branch = b.selectbox("Grad-CAM branch", list(BRANCHES), key=Keys.ATTR_BRANCH)
+        url.publish(url.BRANCH, branch)
     n_steps = nt_samples = 0
     if "integrated_gradients" in methods:
         a, b = st.columns(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, tables
+from dashboard import resources, tables, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_analysis
 
@@ -19,19 +19,21 @@ def render(sel: Selection) -> None:
     )
     _, result = need_analysis(sel)
     names = list(result.modules)
+    url.restore(url.MODULE, Keys.BRANCH_MODULE, names[0], names.__contains__, what="module (inception3a to 5b)")
     module_name = st.selectbox(
-        "Module", names, index=0, key=Keys.BRANCH_MODULE, format_func=lambda n: f"{n} ({_shape(result.modules[n])})"
+        "Module", names, key=Keys.BRANCH_MODULE, format_func=lambda n: f"{n} ({_shape(result.modules[n])})"
     )
+    url.publish(url.MODULE, module_name)
     module = result.modules[module_name]
+    figures = resources.branch_figures(sel.weights, sel.device, sel.digest, module_name, sel.image)
     cells = st.columns(2)
     for i, (branch, stats) in enumerate(module.branches.items()):
         with cells[i % 2], st.container(border=True):
-            _branch(result.image, module_name, branch, stats)
-    _focus(result, module_name)
+            _branch(module_name, branch, stats, figures[branch])
+    _focus(sel, result, module_name)
     st.subheader("Energy share of each branch, across all nine modules")
-    shares = tables.branch_energy(result)
     chart(
-        charts.energy_shares(shares),
+        resources.energy_figure(sel.weights, sel.device, sel.digest, sel.image),
         "Share of each module's output energy (sum of squared activations) produced by each branch. "
         "Look for the module where the 3x3 and '5x5' branches take over from the 1x1 one, and how it changes with depth.",
     )
@@ -43,48 +45,43 @@ def _shape(module) -> str:
     return f"{h}x{w}x{c}"
 
 
-def _branch(image, module_name: str, branch: str, stats) -> None:
+def _branch(module_name: str, branch: str, stats, figures: tuple) -> None:
     st.markdown(f"**{branch}** branch: {stats.channels} channels")
     a, b, c = st.columns(3)
     a.metric("mean activation", f"{stats.mean:.3g}")
     b.metric("zeros (ReLU off)", f"{stats.zero_fraction:.0%}")
     c.metric("energy share", f"{stats.energy_share:.0%}")
-    maps = stats.activation[stats.top_channels].numpy()
-    chart(
-        charts.feature_grid(maps, stats.top_channels),
-        "Its most active channels (highest mean), brightest = strongest.",
-        key=f"grid-{module_name}-{branch}",
-    )
-    chart(
-        charts.overlay(image, stats.activation.mean(0).numpy(), f"mean of {branch} over the image"),
-        "Where in the image this branch fires on average.",
-        key=f"overlay-{module_name}-{branch}",
-    )
+    grid, overlay = figures
+    chart(grid, "Its most active channels (highest mean), brightest = strongest.", key=f"grid-{module_name}-{branch}")
+    chart(overlay, "Where in the image this branch fires on average.", key=f"overlay-{module_name}-{branch}")
 
 
-def _focus(result, module_name: str) -> None:
+def _focus(sel: Selection, result, module_name: str) -> None:
     st.subheader("One channel, large")
     module = result.modules[module_name]
     left, right = st.columns([1, 3])
     with left:
-        branch = st.selectbox("Branch", list(module.branches), key=Keys.BRANCH_FOCUS)
+        branches = list(module.branches)
+        url.restore(url.BRANCH, Keys.BRANCH_FOCUS, branches[0], branches.__contains__, what="branch")
+        branch = st.selectbox("Branch", branches, key=Keys.BRANCH_FOCUS)
+        url.publish(url.BRANCH, branch)
         stats = module.branches[branch]
         others = [c for c in range(stats.channels) if c not in stats.top_channels]
+        channel_key = f"{Keys.BRANCH_CHANNEL}-{module_name}-{branch}"
+        url.restore(url.CHANNEL, channel_key, stats.top_channels[0], lambda c: 0 <= c < stats.channels, parse=int,
+                    what=f"channel of {module_name}.{branch} (0 to {stats.channels - 1})")
         channel = st.selectbox(
             "Channel (most active first)", stats.top_channels + others,
-            key=f"{Keys.BRANCH_CHANNEL}-{module_name}-{branch}",
+            key=channel_key,
             help="Pick any of the branch's channels; the first ones are its most active.",
         )
-    activation = stats.activation[channel].numpy()
+        url.publish(url.CHANNEL, channel)
+    large, over_image = resources.channel_figures(
+        sel.weights, sel.device, sel.digest, f"{module_name}.{branch}:{channel}", sel.image
+    )
     with right:
         big, over = st.columns(2)
         with big:
-            chart(
-                charts.channel_map(activation, f"{module_name}.{branch} channel {channel}", height=340),
-                "The channel's activation map; hover for values.",
-            )
+            chart(large, "The channel's activation map; hover for values.")
         with over:
-            chart(
-                charts.overlay(result.image, activation, "on the image", height=340),
-                "The same map stretched over the image: what it responds to.",
-            )
+            chart(over_image, "The same map stretched over the image: what it responds to.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources
+from dashboard import charts, resources, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_model
 from gnet.table1 import TOLERANCE_PCT
@@ -25,9 +25,10 @@ def render(sel: Selection) -> None:
     loaded = need_model(sel)
     sizes = sorted({*_SIZES, loaded.card.input_size})
     left, right = st.columns([3, 2])
-    size = left.select_slider(
-        "Input size (pixels per side)", sizes, value=loaded.card.input_size, key=Keys.COST_SIZE
-    )
+    url.restore(url.SIZE, Keys.COST_SIZE, loaded.card.input_size, sizes.__contains__, parse=int,
+                what=f"input size ({', '.join(map(str, sizes))})")
+    size = left.select_slider("Input size (pixels per side)", sizes, key=Keys.COST_SIZE)
+    url.publish(url.SIZE, size)
     metric = right.radio("Measure", list(_METRICS), format_func=_METRICS.get, horizontal=True, key=Keys.COST_METRIC)
     try:
         rows = resources.cost_table(sel.weights, sel.device, int(size))

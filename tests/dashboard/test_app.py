@@ -346,3 +346,14 @@ def test_integrated_gradients_over_budget_is_clamped_with_a_notice(app_weights, 
     (warning,) = at.warning
     assert warning.value.startswith("64 steps x 16 samples would take about 512 s here, over the 60 s")
     assert any("runs 64 forward and backward passes" in c.value and "about 32 s here" in c.value for c in at.caption)
+
+
+def test_an_uploaded_checkpoint_is_named_as_the_user_named_it(app_weights):
+    at = _open()
+    at.sidebar.selectbox(key="weights").set_value("upload a checkpoint").run()
+    at.sidebar.file_uploader(key="checkpoint_upload").set_value(("empty.pt", b"", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert messages and all(m.startswith("'empty.pt' is not a PyTorch checkpoint (an empty file)") for m in messages)
+    assert not any("gnet-uploads" in m or "/tmp" in m for m in messages)  # never the server's temporary path

@@ -105,9 +105,14 @@ def test_paper_vs_computed():
 
 def test_feature_maps_and_overlay():
     maps = np.random.default_rng(0).random((8, 7, 7)).astype(np.float32)
-    grid = charts.feature_grid(maps, [5, 1, 9, 2, 0, 3, 4, 6])
-    assert len(grid.data) == 8
-    assert "ch 5" in [a.text for a in grid.layout.annotations]
+    channels = [5, 1, 9, 2, 0, 3, 4, 6]
+    grid = charts.feature_grid(maps, channels)
+    (heat,) = grid.data  # one tiled heatmap
+    z, which = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
+    assert z.shape == (2 * 8 - 1, 4 * 8 - 1)  # 2 rows x 4 columns of 7 x 7 maps, one blank pixel between
+    np.testing.assert_allclose(z[:7, :7], maps[0]) and np.testing.assert_allclose(z[8:15, 24:31], maps[7])
+    assert (which[:7, :7] == 5).all() and (which[8:15, 24:31] == 6).all() and np.isnan(z[7]).all()
+    assert [a.text for a in grid.layout.annotations] == [f"ch {c}" for c in channels]
     assert charts.channel_map(maps[0], "x").data[0].z.shape == (7, 7)
     image = np.zeros((56, 56, 3), dtype=np.float32)
     fig = charts.overlay(image, maps[0], "mean", height=420)
@@ -229,28 +234,40 @@ def test_preprocessing_in_words():
     assert tables.describe_preprocessing(imagenet) == imagenet
 
 
-def test_checkpoint_upload_is_written_whole_even_over_a_truncated_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_checkpoint_uploads_live_in_a_private_folder(tmp_path):
+    folder = resources.upload_dir()
+    assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == "0o700"
     data = os.urandom(4096)
-    folder = tmp_path / "gnet-checkpoints"
-    folder.mkdir()
-    stale = folder / f"upload-{hashlib.sha256(data).hexdigest()[:16]}.pt"
-    stale.write_bytes(data[:100])  # what a crashed, non-atomic write used to leave
     path = Path(resources.checkpoint_file(str(uuid.uuid4()), data))
-    assert path == stale and path.read_bytes() == data
-    assert [p.name for p in folder.iterdir()] == [path.name]  # no partial file left beside it
+    assert path.parent == folder and path.read_bytes() == data
+    assert path.name == f"upload-{hashlib.sha256(data).hexdigest()[:16]}.pt"
 
 
-def test_failed_checkpoint_write_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_an_evicted_upload_chosen_again_is_written_again():
+    data = os.urandom(4096)
+    file_id = str(uuid.uuid4())
+    path = Path(resources.checkpoint_file(file_id, data))
+    path.unlink()  # evicted to keep the folder within its bound
+    assert Path(resources.checkpoint_file(file_id, data)) == path and path.read_bytes() == data
+    assert not list(path.parent.glob("*.part"))  # written through a temporary file, nothing left beside it
 
+
+def test_failed_checkpoint_write_leaves_nothing(monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        resources.checkpoint_file(str(uuid.uuid4()), b"weights")
-    assert list((tmp_path / "gnet-checkpoints").iterdir()) == []
+        resources.checkpoint_file(str(uuid.uuid4()), os.urandom(64))
+    assert not list(resources.upload_dir().glob("*.part"))
+
+
+def test_checkpoint_uploads_are_bounded_by_bytes(monkeypatch):
+    monkeypatch.setattr(resources, "UPLOADS_MAX_BYTES", 10_000)
+    paths = [Path(resources.checkpoint_file(str(uuid.uuid4()), os.urandom(4_000))) for _ in range(5)]
+    kept = sorted(resources.upload_dir().glob("upload-*.pt"))
+    assert sum(p.stat().st_size for p in kept) <= 10_000
+    assert paths[-1] in kept and paths[0] not in kept  # the oldest go first, the newest stays
 
 
 def test_uploads_are_decoded_once_per_file_id():

@@ -155,3 +155,15 @@ def test_labels_need_class_folders_the_weights_know(
 def test_too_few_images(tiny_loaded, photos: Path) -> None:
     with pytest.raises(DatasetError, match="needs at least 10"):
         distill_aux(tiny_loaded, photo_folder(tiny_loaded, photos, limit=3), progress=False)
+
+
+def test_an_overlay_with_non_finite_heads_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import write_test_overlay
+
+    base = gnet.load("bundled", "cpu")
+    path = write_test_overlay(base, tmp_path / "aux_heads.pt")
+    saved = torch.load(path, weights_only=True)
+    saved["state_dict"]["aux2.fc2.weight"][0, 0] = float("nan")
+    torch.save(saved, path)
+    with pytest.raises(CheckpointError, match="non-finite values .* in aux2.fc2.weight"):
+        gnet.load(with_overlay("bundled", path), "cpu")

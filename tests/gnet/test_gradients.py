@@ -221,3 +221,15 @@ def test_cli_defaults_to_labelled_fashion_mnist_test_images(capsys):
     assert cli_main(["gradients", "--no-batch-norm", "--batch-size", "2", "--json"]) == 0
     variant = json.loads(capsys.readouterr().out)["variant"]
     assert variant["targets"] == "labels" and variant["input_shape"] == [2, 3, 64, 64]
+
+
+def test_tiny_gradients_keep_their_digits():
+    """float32 squares of 1e-22 are denormal: such tensors are normed in float64, the rest in one fused pass."""
+    from gnet.gradients import tensor_norms
+
+    tiny = torch.full((1000,), 1e-22)
+    usual = torch.randn(50, 50)
+    norms = tensor_norms([tiny, None, usual])
+    assert norms[0] == float(tiny.double().norm())  # exact, not float32's 3.13e-21
+    assert norms[1] == 0.0
+    assert norms[2] == pytest.approx(float(usual.double().norm()), rel=1e-6)

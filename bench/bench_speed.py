@@ -1,0 +1,107 @@
+"""Every library hot path of issue 14 as a ratio to its floor, each measured in one interleaved run.
+
+    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1]
+
+Rows (the ratio's denominator is the floor: what the path cannot beat):
+- analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
+- layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
+  forward + backward of the combined loss;
+- Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former fixed
+  internal batch of 4 / the memory-budgeted batch (all steps at once when they fit), with the
+  largest difference between their maps.
+Each row's timings are interleaved repeat by repeat, so a change in load hits both sides; the
+median ratio is printed with its min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import gnet
+from gnet.attributions import integrated_gradients
+from gnet.gradients import layer_gradients
+from gnet.losses import head_losses
+from gnet.samples import sample_images
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def ratio(name: str, fast: Callable[[], object], floor: Callable[[], object], repeats: int, device) -> None:
+    for fn in (floor, fast, floor, fast):  # warm-up
+        fn()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(_timed(fast, device))
+        b.append(_timed(floor, device))
+    r = [x / y for x, y in zip(a, b)]
+    print(f"{name:<58} {statistics.median(a) * 1e3:9.2f} ms / {statistics.median(b) * 1e3:9.2f} ms = "
+          f"{statistics.median(r):5.2f}x  (min {min(r):.2f}x, max {max(r):.2f}x)", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=21)
+    p.add_argument("--device", default=None)
+    p.add_argument("--num-threads", type=int, default=None)
+    args = p.parse_args()
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    bundled = gnet.load("bundled", args.device)
+    device = bundled.device
+    print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats")
+
+    for loaded, label in ((bundled, "bundled, 64 px"), (gnet.load("random", args.device), "random, 224 px")):
+        x = loaded.preprocess(sample_images()[-1].path)
+
+        def bare(net=loaded.net, x=x) -> None:
+            with torch.inference_mode():
+                net(x)
+
+        ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
+              args.repeats, device)
+
+    net = gnet.googlenet(num_classes=10, batch_norm=True, branch5x5_kernel=5, seed=0).to(device).train()
+    g = torch.Generator().manual_seed(0)
+    xb = torch.randn(8, 3, 64, 64, generator=g).to(device)
+    yb = torch.randint(0, 10, (8,), generator=g).to(device)
+
+    def plain() -> None:
+        head_losses(net(xb), yb)["total"].backward()
+        net.zero_grad(set_to_none=True)
+
+    ratio("layer_gradients / plain forward+backward (batch 8, 64 px)", lambda: layer_gradients(net, xb, yb), plain,
+          args.repeats, device)
+
+    x = bundled.preprocess(sample_images()[-1].path)
+    target = int(gnet.analyze(bundled, x).heads["main"].top[0].index)
+    maps = {}
+
+    def ig(batch: int | None) -> Callable[[], None]:
+        def run() -> None:
+            maps[batch] = integrated_gradients(bundled.net, x, target, n_steps=16, nt_samples=4,
+                                               internal_batch_size=batch)
+        return run
+
+    ratio("IG 16x4: internal batch 4 / memory-budgeted batch (64 px)", ig(4), ig(None), max(5, args.repeats // 3),
+          device)
+    print(f"{'':58} largest difference between the two maps: {float(np.abs(maps[4] - maps[None]).max()):.2e}")
+
+
+if __name__ == "__main__":
+    main()
