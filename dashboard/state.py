@@ -63,6 +63,9 @@ class Keys:
     ATTR_ACTIVE = "attributions_active"  # the id of the computation in progress; Stop (or any other run) removes it
     ATTR_STOPPED = "attributions_stopped"  # set by Stop, shown once by the next run
     URL_READ = "url_read"  # the query parameters this session has already taken a value from (dashboard.url)
+    AUX_OVERLAY_ON = "aux_overlay_on"
+    AUX_OVERLAY = "aux_overlay_upload"
+    IMAGENET_DOWNLOAD = "imagenet_download"
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "layer_gradients": "gradients",
     "attribute": "attributions",
     "TrainConfig": "train",
+    "DistillConfig": "distill",
+    "distill_aux": "distill",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -102,6 +104,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
     from .probe import Analysis, analyze, predict
     from .table1 import paper_table, table1_comparison
+    from .distill import DistillConfig, distill_aux
     from .train import TrainConfig
     from .sources import SOURCES
     from .weights import LoadedModel, ModelCard, load

@@ -1,10 +1,11 @@
-"""Training data: Fashion-MNIST read from its IDX files, or a user's folder of labelled images.
+"""Fashion-MNIST: read from its IDX files, held in memory, and turned into the network's input in batches.
 
-Both sources end up as one uint8 tensor of grayscale images plus int64 labels, held in
-memory, and :class:`GrayImageDataset` turns them into the network's input: resize to
+The images end up as one uint8 tensor plus int64 labels (47 MB for the 60,000 training
+images), and :class:`GrayImageDataset` turns them into the network's input: resize to
 ``input_size``, optional train-time augmentation (horizontal flip, small translation),
 normalization, gray repeated to 3 channels. It works on whole batches because per-image
-transforms dominate the cost of small CPU training runs.
+transforms dominate the cost of small CPU training runs. Colour image folders, too large to
+hold, are streamed from disk instead (:mod:`gnet.folders`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from gnet.errors import DatasetError, ImageError
-from gnet.images import load_image
+from gnet.errors import DatasetError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -32,7 +31,6 @@ __all__ = [
     "GrayImageDataset",
     "fashion_mnist_dir",
     "load_fashion_mnist",
-    "load_image_folder",
     "read_idx",
 ]
 
@@ -107,41 +105,6 @@ def load_fashion_mnist(split: Literal["train", "test"], root: Path | str | None 
     if len(images) != len(labels) or images.shape[1:] != (28, 28) or labels.max(initial=0) >= 10:
         raise DatasetError(f"{root} holds inconsistent Fashion-MNIST {split} files; reinstall the dataset.")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
-
-
-def load_image_folder(root: Path | str, input_size: int) -> tuple[Tensor, Tensor, list[str]]:
-    """A torchvision ImageFolder tree (``root/<class>/<image>``) as grayscale uint8 N x S x S.
-
-    Images are decoded by :func:`gnet.images.load_image` (EXIF orientation, any colour mode,
-    the pixel cap) and brought to ``input_size`` with the geometry inference uses
-    (:class:`gnet.preprocess.GrayscalePreprocess`): shorter side resized, then centre-cropped.
-    That happens once, on load, so training reads the images from memory.
-    """
-    from torchvision.datasets import ImageFolder
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"image folder {root} does not exist; give a folder with one subfolder per class.")
-    transform = v2.Compose([
-        v2.Grayscale(), v2.Resize(input_size, antialias=True), v2.CenterCrop(input_size), v2.PILToTensor(),
-    ])
-    try:
-        folder = ImageFolder(str(root), transform=transform, loader=load_image)
-    except FileNotFoundError as e:
-        raise DatasetError(f"{root} has no class subfolders with images in them ({e}).") from e
-    if len(folder) == 0:
-        raise DatasetError(f"{root} has no images; put them in one subfolder per class.")
-    images = torch.stack([_folder_image(folder, i) for i in range(len(folder))])
-    labels = torch.tensor(folder.targets, dtype=torch.int64)
-    return images, labels, list(folder.classes)
-
-
-def _folder_image(folder: Dataset, index: int) -> Tensor:
-    """Image ``index`` of an ImageFolder as uint8 S x S; an undecodable file becomes a DatasetError naming it."""
-    try:
-        return folder[index][0][0]
-    except ImageError as e:
-        raise DatasetError(f"{str(e).rstrip('.')}; fix or remove it to train on this folder.") from e
 
 
 class GrayImageDataset(Dataset):

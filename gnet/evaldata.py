@@ -12,6 +12,7 @@ names the data for a disk cache (together with the weights' hash).
 - :func:`image_folder`: ``root/<class>/<image>``, decoded lazily through :mod:`gnet.images`;
   an undecodable file is a :class:`~gnet.errors.DatasetError` that names it.
 - :func:`sample_set`: the bundled samples, labelled where their class is known to the weights.
+- :func:`photo_folder`: every image below a folder, unlabelled (a user's photo library).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -32,7 +33,7 @@ from .preprocess import GrayscalePreprocess
 from .samples import sample_images
 from .weights import LoadedModel
 
-__all__ = ["LabelledImages", "fashion_mnist_test", "image_folder", "sample_set"]
+__all__ = ["LabelledImages", "fashion_mnist", "fashion_mnist_test", "image_folder", "photo_folder", "sample_set"]
 
 
 @dataclass
@@ -85,7 +86,14 @@ def fashion_mnist_test(loaded: LoadedModel, *, limit: int | None = None, root: P
 
     Raises :class:`DatasetError` when the dataset is not installed.
     """
-    images, labels = load_fashion_mnist("test", root)
+    return fashion_mnist(loaded, "test", limit=limit, root=root)
+
+
+def fashion_mnist(
+    loaded: LoadedModel, split: Literal["train", "test"], *, limit: int | None = None, root: Path | str | None = None
+) -> LabelledImages:
+    """A Fashion-MNIST split (60,000 training or 10,000 test images, or the first ``limit``) for ``loaded``."""
+    images, labels = load_fashion_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     transform = loaded.transform
@@ -103,10 +111,10 @@ def fashion_mnist_test(loaded: LoadedModel, *, limit: int | None = None, root: P
     else:
         inputs, how = _per_image(loaded, picture), repr(transform)
     return LabelledImages(
-        name=f"Fashion-MNIST test set ({len(labels):,} images)",
+        name=f"Fashion-MNIST {split} set ({len(labels):,} images)",
         classes=list(FASHION_MNIST_CLASSES),
         labels=labels,
-        key={"data": "fashion-mnist-test", "n": len(labels), "preprocessing": how},
+        key={"data": f"fashion-mnist-{split}", "n": len(labels), "preprocessing": how},
         _inputs=inputs,
         _picture=picture,
     )
@@ -144,6 +152,13 @@ def image_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
         raise DatasetError(f"{str(root)!r} holds no images ({', '.join(SUPPORTED_EXTENSIONS)}) in its class subfolders.")
     if limit is not None:
         files, labels = files[:limit], labels[:limit]
+    return _files(loaded, root, files, labels, name=f"{root.name} ({len(files):,} images)", kind="folder")
+
+
+def _files(
+    loaded: LoadedModel, root: Path, files: list[Path], labels: list[int], *, name: str, kind: str
+) -> LabelledImages:
+    """Image files below ``root``, decoded on demand; the key names each file by path, size and time."""
 
     def picture(i: int) -> Image.Image:
         try:
@@ -153,10 +168,10 @@ def image_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
 
     stamp = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return LabelledImages(
-        name=f"{root.name} ({len(files):,} images)",
+        name=name,
         classes=list(loaded.classes),
         labels=torch.tensor(labels, dtype=torch.int64),
-        key={"data": f"folder:{root.resolve()}", "files": stamp, "preprocessing": repr(loaded.transform)},
+        key={"data": f"{kind}:{root.resolve()}", "files": stamp, "preprocessing": repr(loaded.transform)},
         _inputs=_per_image(loaded, picture),
         _picture=picture,
     )
@@ -181,3 +196,22 @@ def sample_set(loaded: LoadedModel) -> LabelledImages:
         _inputs=_per_image(loaded, picture),
         _picture=picture,
     )
+
+
+def photo_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = None) -> LabelledImages:
+    """Every image below ``root`` (any layout), unlabelled, for ``loaded``: a user's own photos.
+
+    Raises :class:`DatasetError` for a missing folder or one without images, and (when read)
+    for an undecodable image, naming it.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"Image folder {str(root)!r} does not exist: give a folder of photos.")
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower().lstrip(".") in SUPPORTED_EXTENSIONS
+    )[:limit]
+    if not files:
+        raise DatasetError(f"{str(root)!r} holds no images ({', '.join(SUPPORTED_EXTENSIONS)}).")
+    name = f"{root.name} ({len(files):,} images, unlabelled)"
+    return _files(loaded, root, files, [-1] * len(files), name=name, kind="photos")

@@ -8,6 +8,7 @@ the mode, and restores the caller's mode in ``finally`` even when the body raise
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["exclusive", "model_lock", "seeded"]
+__all__ = ["derive_seed", "exclusive", "model_lock", "seeded"]
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -41,6 +42,16 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     with _RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed that depends only on ``parts`` (stable across processes and runs, unlike ``hash()``).
+
+    Training draws every random choice from such seeds, e.g. ``derive_seed(seed, "augment", epoch, index)``,
+    so a choice does not depend on which process or worker makes it, or on what ran before.
+    """
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def model_lock(net: nn.Module) -> threading.RLock:

@@ -17,14 +17,22 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gnet.errors import ImageError
 
-__all__ = ["DISPLAY_SIDE", "MAX_PIXELS", "SUPPORTED_EXTENSIONS", "image_digest", "load_image", "preview"]
+__all__ = [
+    "DISPLAY_SIDE",
+    "MAX_PIXELS",
+    "SUPPORTED_EXTENSIONS",
+    "check_image_file",
+    "image_digest",
+    "load_image",
+    "preview",
+]
 
 # 40 MP admits every common camera and phone photo (12-24 MP typical) and 8K UHD
 # frames (33 MP), while bounding the decoded RGB copy to ~120 MB. The network only
@@ -124,7 +132,18 @@ def preview(image: Image.Image, side: int = 320) -> Image.Image:
     return canvas
 
 
-def _load_path(path: Path, max_pixels: int, max_side: int | None) -> Image.Image:
+def check_image_file(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Check from its header alone that ``path`` is a file :func:`load_image` would accept; return (width, height).
+
+    Reads the first few kilobytes and decodes no pixel, so a training folder of many files can
+    be checked before the run starts. Pixel data that is corrupt past a valid header is only
+    found by decoding. Raises :class:`~gnet.errors.ImageError` with the same sentences as
+    :func:`load_image`.
+    """
+    return _load_path(Path(path), max_pixels, None, header_only=True)
+
+
+def _load_path(path: Path, max_pixels: int, max_side: int | None, *, header_only: bool = False) -> Any:
     """Open ``path`` ourselves so filesystem problems get their own messages."""
     label = f"'{path}'"
     try:
@@ -138,12 +157,17 @@ def _load_path(path: Path, max_pixels: int, max_side: int | None) -> Image.Image
     with handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"Image file {label} is empty (0 bytes); choose another file.")
-        return _open_and_decode(handle, label, max_pixels, max_side)
+        return _open_and_decode(handle, label, max_pixels, max_side, header_only=header_only)
 
 
-def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int, max_side: int | None) -> Image.Image:
-    """Identify the format from the header alone, then decode."""
+def _open_and_decode(
+    fp: BinaryIO, label: str, max_pixels: int, max_side: int | None, *, header_only: bool = False
+) -> Any:
+    """Identify the format from the header alone, then decode (or, ``header_only``, return the size)."""
     with _decode_errors_as_image_error(label), Image.open(fp, formats=_PIL_FORMATS) as img:
+        if header_only:
+            _check_size(img, label, max_pixels)
+            return img.size
         return _decode(img, label, max_pixels, max_side)
 
 
@@ -170,19 +194,7 @@ def _decode_errors_as_image_error(label: str) -> Iterator[None]:
 
 def _decode(img: Image.Image, label: str, max_pixels: int, max_side: int | None = None) -> Image.Image:
     """Check the size, decode the first frame, apply EXIF orientation, convert to RGB (bounded by ``max_side``)."""
-    width, height = img.size
-    # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse there too. (Turning the
-    # warning into an error with warnings.catch_warnings would change process-wide state that
-    # other threads share.)
-    if Image.MAX_IMAGE_PIXELS:
-        max_pixels = min(max_pixels, Image.MAX_IMAGE_PIXELS)
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{_capitalized(label)} is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
-            f"above the {max_pixels / 1e6:g} megapixel limit; downscale it first."
-        )
-    if width * height == 0:
-        raise ImageError(f"{_capitalized(label)} has no pixels ({width}x{height}); choose another image.")
+    _check_size(img, label, max_pixels)
     if max_side is not None and img.format == "JPEG":
         img.draft("RGB", (max_side, max_side))  # the codec decodes at 1/2, 1/4 or 1/8 scale, never below max_side
     img.load()  # a freshly opened file is on its first frame: that is the frame we decode
@@ -197,6 +209,23 @@ def _decode(img: Image.Image, label: str, max_pixels: int, max_side: int | None 
             f"{_capitalized(label)} uses colour mode {img.mode!r}, which cannot be converted to RGB; "
             "save it as an 8-bit RGB image."
         ) from exc
+
+
+def _check_size(img: Image.Image, label: str, max_pixels: int) -> None:
+    """Refuse an image above ``max_pixels`` (or PIL's own limit) or without pixels, from its header."""
+    width, height = img.size
+    # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse there too. (Turning the
+    # warning into an error with warnings.catch_warnings would change process-wide state that
+    # other threads share.)
+    if Image.MAX_IMAGE_PIXELS:
+        max_pixels = min(max_pixels, Image.MAX_IMAGE_PIXELS)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{_capitalized(label)} is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
+            f"above the {max_pixels / 1e6:g} megapixel limit; downscale it first."
+        )
+    if width * height == 0:
+        raise ImageError(f"{_capitalized(label)} has no pixels ({width}x{height}); choose another image.")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -308,6 +308,7 @@ def googlenet(
     init: InitScheme = "trunc_normal",
     transform_input: bool = False,
     dropout: float | None = None,
+    dropout_aux: float = 0.7,
     seed: int | None = None,
 ) -> GoogLeNet:
     """Build a GoogLeNet variant, randomly initialised (seeded when ``seed`` is given).
@@ -322,6 +323,7 @@ def googlenet(
         init=init,
         transform_input=transform_input,
         dropout=dropout,
+        dropout_aux=dropout_aux,
     )
     if seed is None:
         return GoogLeNet(config)

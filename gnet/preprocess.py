@@ -1,8 +1,10 @@
-"""Preprocessing that turns a user's RGB photo into the input a grayscale-trained net expects.
+"""Preprocessing that turns a user's RGB photo into the input a trained net expects.
 
-ImageNet weights use torchvision's own ``ImageClassification`` transform; this module only
-adds what torchvision lacks: the Fashion-MNIST look (gray, light garment on a dark
-background) for photos, including the decision to invert.
+ImageNet weights use torchvision's own ``ImageClassification`` transform. This module adds
+what torchvision lacks: the Fashion-MNIST look (gray, light garment on a dark background)
+for photos, including the decision to invert; and, for nets trained here on a colour image
+folder, the evaluation transform of that training (:func:`colour_transform`), built from
+torchvision v2 transforms so that training and inference cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,7 +18,19 @@ from torch import Tensor
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["GrayscalePreprocess", "denormalize", "should_invert"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "GrayscalePreprocess",
+    "colour_transform",
+    "denormalize",
+    "resize_for",
+    "should_invert",
+]
+
+# ImageNet's per-channel statistics, as torchvision's ImageNet weights (and our colour training) use them.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def should_invert(gray: Image.Image, *, border: float = 0.1) -> bool:
@@ -64,6 +78,29 @@ class GrayscalePreprocess:
             f"GrayscalePreprocess(input_size={self.input_size}, mean={self.mean[0]:.4f}, "
             f"std={self.std[0]:.4f}, invert={self.invert!r})"
         )
+
+
+def resize_for(input_size: int) -> int:
+    """The shorter side a photo is resized to before the centre crop: torchvision's 256 for 224, scaled."""
+    return round(input_size * 256 / 224)
+
+
+def colour_transform(
+    input_size: int, mean: Sequence[float], std: Sequence[float], *, resize_size: int | None = None
+) -> v2.Compose:
+    """RGB photo -> normalized 3 x S x S float tensor: shorter side resized, centre crop, scale, normalize.
+
+    The evaluation transform of colour folder training (:mod:`gnet.folders`) and the
+    preprocessing of its checkpoints (:mod:`gnet.weights`); ``resize_size`` defaults to
+    :func:`resize_for`.
+    """
+    return v2.Compose([
+        v2.PILToTensor(),
+        v2.Resize(resize_size or resize_for(input_size), antialias=True),
+        v2.CenterCrop(input_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(mean), list(std)),
+    ])
 
 
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

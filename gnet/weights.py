@@ -9,6 +9,9 @@ class names and a model card):
 - ``random``: seeded initialisation, for gradient studies.
 - ``auto``: ``imagenet`` if its file is already cached, else ``bundled``.
 - any file path: a checkpoint read with ``torch.load(..., weights_only=True)``.
+
+Any of them may end in ``+aux=PATH``: the auxiliary heads written by ``gnet distill-aux``
+(:mod:`gnet.overlay`) are stacked on the weights they were distilled on.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from .device import describe_device, resolve_device
 from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
 from .model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, GoogLeNet, GoogLeNetConfig
-from .preprocess import GrayscalePreprocess
-from .sources import SOURCES
+from .preprocess import GrayscalePreprocess, colour_transform
+from .sources import SOURCES, split_source
 from .storage import ASSETS_DIR, file_sha256
 
 __all__ = [
@@ -191,6 +194,17 @@ def _grayscale_transform(card: Mapping[str, Any]) -> GrayscalePreprocess:
     return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]), invert=invert)
 
 
+def _card_transform(card: Mapping[str, Any]) -> Callable:
+    """The preprocessing a training card records: colour (a net trained on an RGB folder) or grayscale.
+
+    A colour net's resize is derived from its checked input size, as in training, never read from the card.
+    """
+    pre = card.get("preprocessing", {})
+    if pre.get("colour") == "rgb":
+        return colour_transform(int(card["input_size"]), pre["mean"], pre["std"])
+    return _grayscale_transform(card)
+
+
 def _check_card(card: Any, num_classes: int, name: str) -> None:
     """Raise CheckpointError naming the first field that makes a model card unusable with its net.
 
@@ -249,7 +263,7 @@ def _load_bundled() -> tuple[GoogLeNet, ModelCard, Callable]:
         raise CheckpointError(f"The bundled model card {BUNDLED_CARD} is unreadable ({e}): restore it from git.") from None
     net, _ = load_checkpoint(BUNDLED_WEIGHTS, config=config)
     _check_card(card, config.num_classes, repr(str(BUNDLED_CARD)))
-    return net, _card_from_training(card, f"bundled ({BUNDLED_WEIGHTS.name})"), _grayscale_transform(card)
+    return net, _card_from_training(card, f"bundled ({BUNDLED_WEIGHTS.name})"), _card_transform(card)
 
 
 def _load_random(seed: int = 0) -> tuple[GoogLeNet, ModelCard, Callable]:
@@ -286,7 +300,7 @@ def _load_path(path: str, label: str | None = None) -> tuple[GoogLeNet, ModelCar
         model_card = _card_from_training(card, f"file {shown}")
         if meta["aux_heads_missing"]:
             model_card = replace(model_card, heads_trained={**model_card.heads_trained, "aux1": False, "aux2": False})
-        return net, model_card, _grayscale_transform(card)
+        return net, model_card, _card_transform(card)
     if n == 1000:
         # A bare 1000-class state dict is taken to be torchvision's ImageNet layout.
         net.config = replace(net.config, transform_input=True)
@@ -321,9 +335,16 @@ def load(
 ) -> LoadedModel:
     """Load a weights source (a name in :data:`SOURCES` or a checkpoint path) onto a device, in eval mode.
 
+    A source ending in ``+aux=OVERLAY`` gets the aux heads of that overlay (:mod:`gnet.overlay`) stacked on it.
+
     ``label`` is how messages and the card name a checkpoint file (an upload's own name) instead of its path.
     """
+    from .overlay import stack
+
     dev = resolve_device(device)
+    base, overlay = split_source(str(weights))
+    if overlay is not None:
+        return stack(load(base, dev, download=download, label=label), overlay)
     source = resolve_source(str(weights))
     if source == "imagenet":
         net, card, transform = _load_imagenet(download)

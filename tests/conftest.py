@@ -79,3 +79,37 @@ def modules_with_hooks(net: torch.nn.Module) -> list[str]:
         for name, m in net.named_modules()
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# A small colour image folder (root/<class>/<image>), shared by the folder, training and distributed tests.
+
+from PIL import Image as _Image  # noqa: E402
+
+
+def write_colour_folder(
+    root: Path, classes: tuple[str, ...] = ("blue", "green", "red"), per_class: int = 16, size: tuple[int, int] = (56, 48),
+    seed: int = 0,
+) -> Path:
+    """``per_class`` noisy RGB PNGs per class, class k brighter in channel k (so a net can tell them apart)."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 90, (size[1], size[0], 3)).astype(np.uint8)
+            pixels[..., k % 3] += 150
+            _Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def write_test_overlay(base: LoadedModel, path: Path, seed: int = 3) -> Path:
+    """An aux-head overlay for ``base`` holding seeded, untrained heads: for tests of stacking and of the app."""
+    from gnet.overlay import DISTILLED, save_overlay
+
+    config = base.net.config
+    heads = googlenet(num_classes=config.num_classes, batch_norm=config.batch_norm, seed=seed).state_dict()
+    card = {
+        "base_weights_sha256": base.weights_hash, "base_name": base.card.name, "method": DISTILLED,
+        "temperature": 2.0, "labels_used": False, "data": {"name": "test images", "images": 12},
+    }
+    return save_overlay(heads, card, path)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotl
     import plotly.graph_objects as go
 
 __all__ = [
+    "aux_heads_note",
     "chart",
     "download_csv",
     "download_json",
@@ -116,4 +117,22 @@ def download_json(data: Any, label: str, file_name: str) -> None:
     st.download_button(
         label, json.dumps(data, indent=2, default=str).encode(), file_name=file_name, mime="application/json",
         on_click="ignore", icon=":material/download:",
+    )
+
+
+def aux_heads_note(loaded: gnet.LoadedModel) -> None:
+    """When the aux heads come from a distilled overlay: say so, and how that differs from the paper."""
+    from gnet.overlay import distilled
+
+    about = distilled(loaded.card)
+    if about is None:
+        return
+    data = about.get("data", {})
+    st.info(
+        f"aux1 and aux2 here are **distilled**: fitted after training, on a frozen trunk, to imitate the main "
+        f"head's softened predictions ({about['file']}, distilled on {data.get('name', 'unknown data')}, "
+        f"T = {about.get('temperature', '?')}). The paper trained them jointly "
+        "with the whole net, their loss weighted 0.3, so they also shaped the layers below them; these show only "
+        "what inception4a and inception4d already tell about the main head's answer.",
+        icon=":material/school:",
     )

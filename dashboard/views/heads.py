@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, resources, tables
 from dashboard.state import Selection
-from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
+from dashboard.views.common import aux_heads_note, chart, download_csv, need_analysis, untrained_warning
 from gnet.layers import HEADS
 
 __all__ = ["render"]
@@ -22,6 +22,7 @@ def render(sel: Selection) -> None:
     )
     loaded, result = need_analysis(sel)
     untrained_warning(loaded)
+    aux_heads_note(loaded)
     tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
     chart(
         charts.top_k_bars(tops, loaded.card.untrained_heads),

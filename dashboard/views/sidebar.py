@@ -9,6 +9,7 @@ from dashboard import resources, url
 from dashboard.state import Keys, Selection, default_weights
 from dashboard.views.common import download_json
 from gnet.images import SUPPORTED_EXTENSIONS
+from gnet.sources import split_source, with_overlay
 
 __all__ = ["render"]
 
@@ -23,6 +24,9 @@ def render() -> Selection:
         image = _image()
         st.subheader("Weights")
         weights, label, weights_error = _weights()
+        _imagenet_download(weights)
+        if weights_error is None:
+            weights = _aux_overlay(weights)
         device, device_error = _device()
         if weights_error is None and device_error is None:
             weights_error = _model_card(weights, device, label)
@@ -108,3 +112,40 @@ def _model_card(weights: str, device: str, label: str) -> str | None:
             st.json(card.accuracy, expanded=False)
         download_json(card.to_dict(), "Model card (JSON)", "model_card.json")
     return None
+
+
+def _aux_overlay(weights: str) -> str:
+    """The weights with an optional overlay of distilled aux heads (``gnet distill-aux``) stacked on them."""
+    if not st.toggle("Stack distilled aux heads", key=Keys.AUX_OVERLAY_ON,
+                     help="Aux heads fitted to these weights' main head on a frozen trunk (gnet distill-aux)."):
+        return weights
+    upload = st.file_uploader(
+        "Overlay from gnet distill-aux (.pt)", type=["pt"], key=Keys.AUX_OVERLAY,
+        help="Refused unless it was distilled on exactly these weights.",
+    )
+    if upload is None:
+        return weights
+    return with_overlay(weights, resources.checkpoint_file(upload.file_id, upload.getvalue()))
+
+
+def _imagenet_download(weights: str) -> None:
+    """When ImageNet weights are wanted but not cached: a button that downloads them, with progress."""
+    if split_source(weights)[0] not in ("auto", "imagenet"):
+        return
+    from gnet.hub import IMAGENET_BYTES, download_imagenet  # torch: imported once the image is drawn
+    from gnet.weights import imagenet_cache_path
+
+    if imagenet_cache_path().exists():
+        return
+    if not st.button("Download the ImageNet weights", key=Keys.IMAGENET_DOWNLOAD, icon=":material/download:",
+                     help=f"{IMAGENET_BYTES / 2**20:.0f} MB into the torch hub cache, with torchvision's downloader"):
+        return
+    bar = st.progress(0.0, text="Downloading the ImageNet weights...")
+    try:
+        download_imagenet(progress=lambda done, total: bar.progress(min(done / total, 1.0), text=f"{done / 2**20:.1f} MB"))
+    except gnet.GNetError as e:
+        bar.empty()
+        st.error(str(e))
+        return
+    resources.model.clear()  # "auto" now means ImageNet
+    st.rerun()

@@ -14,13 +14,17 @@ _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
 
 
 def add_weights(p: argparse.ArgumentParser, help: str = _WEIGHTS_HELP) -> None:
-    """``--weights``; None when not given, which :func:`weights` reads as ``auto``."""
+    """``--weights``, None when not given, which :func:`weights` reads as ``auto``; and ``--aux-overlay``."""
     p.add_argument("--weights", default=None, help=help)
+    p.add_argument("--aux-overlay", default=None, metavar="PATH",
+                   help="aux heads from `gnet distill-aux`, stacked on --weights (same as --weights W+aux=PATH)")
 
 
 def weights(args: argparse.Namespace) -> str:
-    """The weights source a command loads: ``--weights``, else ``auto``."""
-    return args.weights or "auto"
+    """The weights source a command loads: ``--weights`` (else ``auto``), with ``--aux-overlay`` stacked on it."""
+    from gnet.sources import with_overlay
+
+    return with_overlay(args.weights or "auto", getattr(args, "aux_overlay", None))
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

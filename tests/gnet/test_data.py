@@ -1,4 +1,4 @@
-"""Fashion-MNIST IDX reading, the ImageFolder path, and the batch preprocessing."""
+"""Fashion-MNIST IDX reading and the batch preprocessing (colour folders: test_folders.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gnet.data import (
     FASHION_MNIST_CLASSES,
@@ -18,12 +17,9 @@ from gnet.data import (
     GrayImageDataset,
     fashion_mnist_dir,
     load_fashion_mnist,
-    load_image_folder,
     read_idx,
 )
 from gnet.errors import DatasetError
-from gnet.images import load_image
-from gnet.preprocess import GrayscalePreprocess
 from tests.conftest import write_fake_fashion_mnist, write_idx
 
 REAL_DATA = (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file()
@@ -92,61 +88,6 @@ def test_augmentation_is_seeded_and_small() -> None:
     # Either 10 +- 2 (not flipped) or 17 +- 2 (flipped: 27 - 10), and both happen in 64 draws.
     flipped = (cols - 17).abs() <= 2
     assert (flipped | ((cols - 10).abs() <= 2)).all() and 0 < int(flipped.sum()) < 64
-
-
-def _write_folder(root: Path, classes: dict[str, int]) -> Path:
-    for name, count in classes.items():
-        (root / name).mkdir(parents=True)
-        for i in range(count):
-            Image.new("RGB", (40, 30), (30 * i, 100, 200)).save(root / name / f"{i}.png")
-    return root
-
-
-def test_image_folder(tmp_path: Path) -> None:
-    images, labels, classes = load_image_folder(_write_folder(tmp_path / "f", {"cat": 2, "dog": 3}), 32)
-    assert images.shape == (5, 32, 32) and images.dtype == torch.uint8
-    assert classes == ["cat", "dog"] and labels.tolist() == [0, 0, 1, 1, 1]
-
-
-def test_image_folder_uses_the_inference_geometry(tmp_path: Path) -> None:
-    """Shorter side resized, then centre-cropped, as GrayscalePreprocess does: not squashed to a square."""
-    wide = np.zeros((30, 60, 3), dtype=np.uint8)
-    wide[:, 15:45] = 255  # a white centre square between black side bands that a centre crop removes
-    (tmp_path / "f" / "only").mkdir(parents=True)
-    path = tmp_path / "f" / "only" / "wide.png"
-    Image.fromarray(wide).save(path)
-    images, _, _ = load_image_folder(tmp_path / "f", 32)
-    assert images.shape == (1, 32, 32) and images.min() > 200  # squashed, the side bands would stay black
-    expected = GrayscalePreprocess(32, 0.0, 1.0, invert=False)(load_image(path))[0]
-    assert torch.allclose(images[0].float() / 255, expected, atol=1e-6)
-
-
-def test_image_folder_applies_exif_orientation(tmp_path: Path) -> None:
-    tall = np.zeros((40, 20), dtype=np.uint8)
-    tall[:20] = 255  # stored: white top half; EXIF orientation 6 says "rotate 90 degrees clockwise to view"
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    (tmp_path / "f" / "only").mkdir(parents=True)
-    Image.fromarray(tall).save(tmp_path / "f" / "only" / "rotated.jpg", exif=exif, quality=100)
-    images, _, _ = load_image_folder(tmp_path / "f", 32)
-    # Upright it is 40 wide x 20 tall, white on the right; the 20 x 20 centre crop is half white, half black.
-    left, right = images[0, :, :16].float().mean(), images[0, :, 16:].float().mean()
-    assert left < 30 and right > 225
-
-
-def test_image_folder_names_an_undecodable_file(tmp_path: Path) -> None:
-    root = _write_folder(tmp_path / "f", {"cat": 2})
-    (root / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(DatasetError, match="broken.png"):
-        load_image_folder(root, 32)
-
-
-def test_image_folder_missing_or_empty(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="does not exist"):
-        load_image_folder(tmp_path / "nope", 32)
-    (tmp_path / "empty" / "cat").mkdir(parents=True)
-    with pytest.raises(DatasetError):
-        load_image_folder(tmp_path / "empty", 32)
 
 
 @pytest.mark.skipif(not REAL_DATA, reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")

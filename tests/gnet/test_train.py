@@ -139,7 +139,7 @@ def _folder(root: Path) -> Path:
 def test_image_folder_training_and_its_card_name(tmp_path: Path) -> None:
     cfg = tiny(tmp_path / "run", data=str(_folder(tmp_path / "imgs")), max_steps=1, eval_limit=None)
     result = train(cfg, progress=False)
-    assert result["eval_split"] == "train (no test folder) (8 images)"
+    assert result["eval_split"] == "train (no val folder) (8 images)"
     ckpt = load_training_checkpoint(result["checkpoint"])
     assert ckpt["classes"] == ["dark", "light"] and ckpt["config"]["num_classes"] == 2
     _, card_path = export_bundled(
