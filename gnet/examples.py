@@ -67,7 +67,9 @@ class Example:
         return c * size / w, r * size / h, (c + 1) * size / w, (r + 1) * size / h
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "value": self.value, "position": list(self.position), "map_size": list(self.map_size)}
+        return {
+            "index": self.index, "value": self.value, "position": list(self.position), "map_size": list(self.map_size),
+        }
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class ExampleIndex:
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> ExampleIndex:
         sizes = {m: (int(h), int(w)) for m, (h, w) in zip(INCEPTION_MODULES, a["map_sizes"])}
-        as_int = {n: np.asarray(a[n], dtype=np.int64) for n in ("mean_index", "max_index", "mean_position", "max_position")}
+        integers = ("mean_index", "max_index", "mean_position", "max_position")
+        as_int = {n: np.asarray(a[n], dtype=np.int64) for n in integers}
         return cls(
             images=int(a["images"]),
             data=str(a["data"]),
@@ -168,7 +171,8 @@ class _TopK:
         index = torch.cat([self.index, index[:, None].expand(-1, CHANNELS)])
         position = torch.cat([self.position, position])
         order = torch.sort(value, dim=0, descending=True, stable=True).indices[: self.k]
-        self.value, self.index, self.position = value.gather(0, order), index.gather(0, order), position.gather(0, order)
+        self.value, self.index = value.gather(0, order), index.gather(0, order)
+        self.position = position.gather(0, order)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CHANNELS x k arrays: index, value, position."""

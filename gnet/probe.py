@@ -163,7 +163,9 @@ def every_branch_knocked_out(net: nn.Module, images: int) -> Iterator[None]:
 
         def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
             intact = output[:images]
-            copies = [intact.index_fill(1, torch.arange(s, s + w, device=output.device), 0.0) for s, w in zip(starts, widths)]
+            copies = [
+                intact.index_fill(1, torch.arange(s, s + w, device=output.device), 0.0) for s, w in zip(starts, widths)
+            ]
             return torch.cat([output, *copies])
 
         return hook

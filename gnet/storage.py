@@ -137,7 +137,9 @@ def _plain(key: Mapping[str, Any]) -> Any:
     return json.loads(json.dumps(dict(key), sort_keys=True, default=str))
 
 
-def save_asset(name: str, key: Mapping[str, Any], arrays: Mapping[str, Any], card: Mapping[str, Any]) -> tuple[Path, Path]:
+def save_asset(
+    name: str, key: Mapping[str, Any], arrays: Mapping[str, Any], card: Mapping[str, Any]
+) -> tuple[Path, Path]:
     """Write ``ASSETS_DIR/<name>.npz`` (compressed arrays) and ``<name>.json`` (``card`` plus ``key``), atomically.
 
     ``key`` names what the arrays were computed from (the weights' sha256 and the data), as for

@@ -34,7 +34,7 @@ def main() -> None:
     loaded = gnet.load("bundled", "cpu")
     index = example_index(loaded, build=False)
     if index is None:
-        raise SystemExit("the shipped index does not match these weights and data: run scripts/build_channel_examples.py")
+        raise SystemExit("the shipped index does not fit these weights and data: run scripts/build_channel_examples.py")
     every = [f"{b.name}:{c}" for b in BRANCH_POINTS for c in range(b.channels)]
     chosen = random.Random(args.seed).sample(every, args.channels)
     print(f"{'channel':<28}{'visualization':>14}{'best test image':>17}{'ratio':>8}")

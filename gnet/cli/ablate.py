@@ -1,4 +1,8 @@
-"""``gnet ablate IMAGE --off inception4c.5x5 [--off inception4d.pool_proj:3]``: the heads with branches or channels knocked out."""
+"""``gnet ablate IMAGE --off inception4c.5x5 [--off inception4d.pool_proj:3]``: the heads with branches knocked out.
+
+Single channels can be knocked out too (``MODULE.BRANCH:CHANNEL``); every head's top-k is shown
+with and without the knock-outs, and how far each head's distribution moved.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``gnet importance [--images N] [--data FOLDER] [--json|--csv]``: each head's accuracy drop when one branch is knocked out."""
+"""``gnet importance [--images N] [--data FOLDER] [--json|--csv]``: each head's accuracy drop per knocked-out branch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``gnet visualize TARGET --out file.png [--steps N]``: the image that excites a channel, a branch or a head's class most."""
+"""``gnet visualize TARGET --out file.png [--steps N]``: the image that excites a channel, a branch or a class most."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="a channel (inception4c.5x5:12), a branch (inception4c.5x5) or a head's class "
                    "(main:Sneaker, aux1:Sneaker)")
     p.add_argument("--out", required=True, help="where to write the image (PNG)")
-    p.add_argument("--steps", type=options.positive_int, default=256, help=f"Adam steps, at most {MAX_STEPS} (default 256)")
+    p.add_argument("--steps", type=options.positive_int, default=256,
+                   help=f"Adam steps, at most {MAX_STEPS} (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial image and the random transforms")
     p.add_argument("--scale", type=options.positive_int, default=4,
                    help="write the image this many times larger, pixels kept sharp (default 4)")
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(target, ClassTarget) and target.head in loaded.card.untrained_heads:
         print(f"warning: head {target.head} is NOT trained in these weights; its class has nothing to show")
     what = "logit" if isinstance(target, ClassTarget) else "spatial-mean activation"
-    print(f"{target.name}: {what} {result.activation:.4g} on the final image; objective {result.trace[0]:.4g} at the "
-          f"first step, {result.objective:.4g} at the end; {result.steps} steps in {result.seconds:.1f} s; wrote {args.out}")
+    print(f"{target.name}: {what} {result.activation:.4g} on the final image; objective {result.trace[0]:.4g} at "
+          f"the first step, {result.objective:.4g} at the end; {result.steps} steps in {result.seconds:.1f} s; "
+          f"wrote {args.out}")
     return 0
