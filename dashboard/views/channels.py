@@ -8,7 +8,7 @@ from typing import TypeVar
 import streamlit as st
 
 import gnet
-from dashboard import channel_charts, charts, resources, tables
+from dashboard import channel_charts, charts, resources, tables, url
 from dashboard.state import Keys, Selection, open_channel
 from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
 from gnet.features import Visualization
@@ -60,11 +60,24 @@ def render(sel: Selection) -> None:
 
 
 def _choose_channel() -> ChannelTarget:
+    """The channel to show, from the selects (their values shared through the URL) or typed."""
     a, b, c, d = st.columns([2, 1, 1, 2])
-    module = a.selectbox("Module", INCEPTION_MODULES, key=Keys.CHANNEL_MODULE)
-    branch = b.selectbox("Branch", list(BRANCHES), key=Keys.CHANNEL_BRANCH)
-    channels = range(branch_channels(module, branch))
-    channel = c.selectbox("Channel", channels, key=f"{Keys.CHANNEL_INDEX}-{module}-{branch}")
+    with a:
+        url.restore(url.MODULE, Keys.CHANNEL_MODULE, INCEPTION_MODULES[0], INCEPTION_MODULES.__contains__,
+                    what="module")
+        module = st.selectbox("Module", INCEPTION_MODULES, key=Keys.CHANNEL_MODULE)
+        url.publish(url.MODULE, module)
+    with b:
+        url.restore(url.BRANCH, Keys.CHANNEL_BRANCH, "1x1", BRANCHES.__contains__, what="branch")
+        branch = st.selectbox("Branch", list(BRANCHES), key=Keys.CHANNEL_BRANCH)
+        url.publish(url.BRANCH, branch)
+    with c:
+        width = branch_channels(module, branch)
+        key = f"{Keys.CHANNEL_INDEX}-{module}-{branch}"
+        url.restore(url.CHANNEL, key, 0, lambda i: 0 <= i < width, parse=int,
+                    what=f"channel of {module}.{branch} (0 to {width - 1})")
+        channel = st.selectbox("Channel", range(width), key=key)
+        url.publish(url.CHANNEL, channel)
     d.text_input("Or type a channel", key=Keys.CHANNEL_JUMP, on_change=_jump, placeholder="inception4c.5x5:12")
     error = st.session_state.get(Keys.CHANNEL_JUMP_ERROR)
     if error:

@@ -1,15 +1,14 @@
 """The Channels page in a real browser: open a channel from the branches page, visualize it, see its nine
 dataset examples, knock out a branch and see the heads change, with no exception.
 
-Uses the server, browser and screenshot helpers of tests/dashboard/test_browser.py; screenshots go
-to the artifacts folder as 20_... (see conftest.py).
+Screenshots go to the artifacts folder as 20_channels.png and 21_channels_knocked_out.png (see conftest.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.test_browser import RUN_TIMEOUT_S, VIEWPORT, _check_clean, _screenshot, _wait_idle
+from tests.dashboard.browser import check_clean, open_app, screenshot, visit, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -20,49 +19,41 @@ def _chart(page, key: str):
 
 
 def test_a_channel_in_a_browser(app_url, browser, artifacts_dir, app_weights):
-    page = browser.new_page(viewport=VIEWPORT)
-    page.set_default_timeout(RUN_TIMEOUT_S * 1000)
-    page.goto(app_url)
-    page.get_by_text("The network, stage by stage").wait_for()
-    _wait_idle(page)
-    sidebar = page.locator('[data-testid="stSidebar"]')
-
-    sidebar.locator('[data-testid="stSidebarNav"] a').filter(has_text="Inception branches").first.click()
-    page.get_by_text("One channel, large").wait_for()
-    _wait_idle(page)
+    page = open_app(browser, app_url)
+    visit(page, "Inception branches")
     page.get_by_role("button", name="What does it look for?").click()
-    page.get_by_text("looks for").first.wait_for()
-    _wait_idle(page)
-    _check_clean(page, "Channels")
+    page.get_by_text("What each branch is worth").wait_for()
+    wait_idle(page)
+    check_clean(page, "Channels")
     heading = page.locator("h3").filter(has_text="looks for").first.inner_text()
-    assert heading.startswith("What inception3a."), heading  # the branches page's first module, carried over
+    assert heading.startswith("What inception3a."), heading  # the branches page's module, carried over
 
-    # Nine dataset examples, each with the cell where the channel peaks marked.
+    # Nine dataset examples, each with the map cell where the channel peaks marked in red.
     examples = _chart(page, "channel-examples")
     examples.wait_for()
     assert examples.locator("image").count() == 9
     assert examples.locator("path[style*='rgb(255, 59, 48)']").count() == 9
 
-    # A short visualization: the steps slider to its first stop, then Visualize.
+    # A short visualization: the steps slider to its first stop (32), then Visualize.
     steps = page.locator('[data-testid="stSlider"]').filter(has_text="Optimization steps").get_by_role("slider")
     steps.focus()
     steps.press("Home")
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Visualize").first.click()
     _chart(page, "channel-visualization").wait_for()
-    _wait_idle(page)
-    _check_clean(page, "Channels, visualized")
+    wait_idle(page)
+    check_clean(page, "Channels, visualized")
     assert _chart(page, "channel-visualization").locator("image").count() == 1
-    _screenshot(page, artifacts_dir / "20_channels.png")
+    screenshot(page, artifacts_dir / "20_channels.png")
 
     # Knock out a branch of the module: the heads' bars change.
     bars = _chart(page, "knockout-bars")
     intact = bars.inner_text()
     page.locator('[data-testid="stCheckbox"]').filter(has_text="3x3 off").first.click()
-    _wait_idle(page)
     page.get_by_text("Switch a branch of").wait_for(state="detached")
-    _check_clean(page, "Channels, knocked out")
+    wait_idle(page)
+    check_clean(page, "Channels, knocked out")
     assert bars.inner_text() != intact, "knocking out a branch left every head's probabilities as they were"
-    _chart(page, "importance-heatmaps").wait_for()
-    _screenshot(page, artifacts_dir / "21_channels_knocked_out.png")
+    assert _chart(page, "importance-heatmaps").count() == 1
+    screenshot(page, artifacts_dir / "21_channels_knocked_out.png")
     page.close()
