@@ -91,13 +91,18 @@ def importance_heatmaps(grid: pd.DataFrame) -> go.Figure:
 
 
 def importance_vs_cost(frame: pd.DataFrame, head: str) -> go.Figure:
-    """Each branch's FLOPs (log) against the accuracy ``head`` loses without it, coloured by branch, named by module."""
+    """Each branch's FLOPs (log) against the accuracy ``head`` loses without it, coloured by branch.
+
+    Branches that cost the head at least one point are named by module; the crowd near zero is on hover.
+    """
+    names = [_short_stage(m) if drop >= 1 else "" for m, drop in zip(frame["module"], frame["drop_pp"])]
     fig = px.scatter(
         frame, x="flops", y="drop_pp", color="branch", color_discrete_map=BRANCH_COLORS, log_x=True,
-        text=[_short_stage(m) for m in frame["module"]], category_orders={"branch": list(BRANCH_COLORS)},
+        text=names, category_orders={"branch": list(BRANCH_COLORS)},
         hover_data={"module": True, "params": ":,", "flops": ":,", "drop_pp": ":.2f"},
         labels={"flops": "branch FLOPs per image (log)", "drop_pp": f"{head} accuracy lost (points)"},
     )
     fig.update_traces(textposition="top center", marker={"size": 10})
+    fig.update_xaxes(dtick="D2", tickformat="~s")  # 1M 2M 5M 10M ...: a log axis readable without minor digits
     fig.add_hline(y=0, line_color="#999", line_width=1)
     return _compact(fig, 420)

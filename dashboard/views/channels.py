@@ -35,10 +35,10 @@ def render(sel: Selection) -> None:
     folder, limit = _data_choice()
     st.subheader(f"What {target.name} looks for")
     left, middle, right = st.columns(3)
-    with left:
-        _visualization(sel, target)
     with middle:
-        _examples(sel, target, folder, limit)
+        best = _examples(sel, target, folder, limit)
+    with left:
+        _visualization(sel, target, best)
     with right:
         activation = result.modules[target.module].branches[target.branch].activation[target.channel].numpy()
         chart(
@@ -152,7 +152,8 @@ def _visualize(sel: Selection, targets: list[str], steps: int, run: bool) -> lis
     return found
 
 
-def _visualization(sel: Selection, target: ChannelTarget) -> None:
+def _visualization(sel: Selection, target: ChannelTarget, best: float | None) -> None:
+    """The channel's visualization, once computed; ``best``: its best dataset image's mean activation, if known."""
     steps = st.select_slider("Optimization steps", _STEPS, value=256, key=Keys.CHANNEL_STEPS)
     run = st.button("Visualize", type="primary", key=Keys.CHANNEL_VISUALIZE, icon=":material/auto_awesome:")
     (found,) = _visualize(sel, [target.name], int(steps), run)
@@ -163,21 +164,25 @@ def _visualization(sel: Selection, target: ChannelTarget) -> None:
             "every session."
         )
         return
+    against = "" if best is None else f", against {best:.3g} on its best dataset image"
+    picture = channel_charts.picture_grid([found.image], [f"{target.name}, {found.steps} steps"], columns=1,
+                                          row_height=330)
     chart(
-        channel_charts.picture_grid([found.image], [f"{target.name}, {found.steps} steps"], columns=1, row_height=330),
-        f"The image that drives the channel's mean activation to {found.activation:.3g} ({found.seconds:.0f} s). "
-        "Look for a repeated motif: an edge, a stripe, a texture or a garment part.",
+        picture,
+        f"The image that drives the channel's mean activation to {found.activation:.3g}{against} "
+        f"({found.seconds:.0f} s). Look for a repeated motif: an edge, a stripe, a texture or a garment part.",
         key="channel-visualization",
     )
 
 
-def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | None) -> None:
+def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | None) -> float | None:
+    """The channel's nine best images; returns the best one's mean activation (None when there is no index)."""
     try:
         index = resources.examples(sel.weights, sel.device, folder, limit, compute=False)
         if index is None:
             st.info("No dataset-example index for these weights and images yet: one pass over them builds it.")
             if not st.button("Build the index", key=Keys.CHANNEL_BUILD_INDEX, icon=":material/search:"):
-                return
+                return None
             index = _with_progress(
                 "Running the images through the net...",
                 lambda progress: resources.examples(
@@ -189,7 +194,7 @@ def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | N
         pictures = resources.example_pictures(sel.weights, sel.device, folder, limit, tuple(e.index for e in examples))
     except gnet.DatasetError as e:
         (st.error if folder else st.warning)(str(e))
-        return
+        return None
     size = pictures[0][0].shape[0]
     chart(
         channel_charts.picture_grid(
@@ -201,6 +206,7 @@ def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | N
         "them; the red box is the map cell where the channel peaks.",
         key="channel-examples",
     )
+    return index.examples(target, "mean")[0].value
 
 
 # ---------------------------------------------------------------- knock-outs
