@@ -12,10 +12,9 @@ channel's top-9 by mean and by max. Timed interleaved in one run. The issue's ba
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from ratios import interleaved, ratio, report
 
 import gnet
 from gnet.evaldata import batch_size_for, fashion_mnist_test
@@ -45,17 +44,10 @@ def main() -> None:
     def index() -> None:
         build_index(loaded, data, batch_size=batch)
 
-    times: dict[str, list[float]] = {"plain": [], "index": []}
-    for _ in range(args.repeats):
-        for name, f in (("plain", plain), ("index", index)):
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    ratios = [i / b for i, b in zip(times["index"], times["plain"])]
+    times = interleaved({"plain": plain, "index": index}, args.repeats)
     print(f"weights={args.weights} device={loaded.device_name} images={len(data)} batch={batch} repeats={args.repeats}")
-    for name, ts in times.items():
-        print(f"{name:>6}: median {statistics.median(ts):8.2f} s  (min {min(ts):.2f}, max {max(ts):.2f})")
-    print(f"ratio index/plain: median {statistics.median(ratios):.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    report(times)
+    ratio(times, "index", "plain")
 
 
 if __name__ == "__main__":

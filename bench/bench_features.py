@@ -13,10 +13,9 @@ inception4c) and the main head's class 7 (the whole net). The issue's bar: visua
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from ratios import interleaved, ratio, report
 
 import gnet
 from gnet.features import visualize
@@ -62,21 +61,13 @@ def main() -> None:
         return run
 
     cases = {"fwd+bwd to input": to_input, "fwd+full backward": full, **{t: visualizing(t) for t in targets}}
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.repeats):
-        for name, f in cases.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
+    times = interleaved(cases, args.repeats)
     print(f"weights={args.weights} device={loaded.device_name} input=1x3x{size}x{size} steps={args.steps} "
           f"repeats={args.repeats}")
-    for name, ts in times.items():
-        print(f"{name:>24}: median {statistics.median(ts):7.2f} s  (min {min(ts):.2f}, max {max(ts):.2f})")
+    report(times)
     for target in targets:
         for base in ("fwd+bwd to input", "fwd+full backward"):
-            ratios = [v / b for v, b in zip(times[target], times[base])]
-            print(f"ratio {target} / {base}: median {statistics.median(ratios):.3f}  "
-                  f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+            ratio(times, target, base)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ forwards of the batch, the saving branch_importance rests on.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from ratios import interleaved, ratio, report
 
 import gnet
 from gnet.ablation import ablate
@@ -27,11 +26,6 @@ from gnet.samples import sample_images
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _report(times: dict[str, list[float]], top: str, base: str) -> None:
-    ratios = [a / b for a, b in zip(times[top], times[base])]
-    print(f"ratio {top}/{base}: median {statistics.median(ratios):.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 
 def main() -> None:
@@ -69,25 +63,15 @@ def main() -> None:
                     net(batch)
         _sync(loaded.device)
 
-    single = {"bare": bare, "knockout": knockout}
-    for f in single.values():
-        f()
-    times: dict[str, list[float]] = {name: [] for name in (*single, "fanned", "separate")}
-    for _ in range(args.repeats):
-        for name, f in single.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    for _ in range(max(1, args.repeats // 10)):
-        for name, f in (("fanned", fanned), ("separate", one_by_one)):
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    print(f"weights={args.weights} device={loaded.device_name} input={tuple(x.shape)} repeats={args.repeats}")
-    for name, ts in times.items():
-        print(f"{name:>9}: median {statistics.median(ts) * 1e3:9.1f} ms  (min {min(ts) * 1e3:.1f})")
-    _report(times, "knockout", "bare")
-    _report(times, "fanned", "separate")
+    bare(), knockout()  # warm-up
+    single = interleaved({"bare": bare, "knockout": knockout}, args.repeats)
+    batched = interleaved({"fanned": fanned, "separate": one_by_one}, max(1, args.repeats // 10))
+    print(f"weights={args.weights} device={loaded.device_name} input={tuple(x.shape)} repeats={args.repeats}, "
+          f"fan-out batch {args.batch} x {max(1, args.repeats // 10)}")
+    report(single, scale=1e3, unit="ms")
+    ratio(single, "knockout", "bare")
+    report(batched)
+    ratio(batched, "fanned", "separate")
 
 
 if __name__ == "__main__":
