@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import channel_charts, tables
@@ -101,6 +102,8 @@ def test_the_branches_page_opens_a_channel_here(app_weights):
 def test_without_fashion_mnist_the_page_says_so(app_weights, monkeypatch, tmp_path):
     monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setenv("GNET_CACHE_DIR", str(tmp_path / "cache"))
+    st.cache_data.clear()  # the examples and their pictures, kept by earlier tests in this process
+    st.cache_resource.clear()
     at = _channels()
     assert not at.exception
     assert any("Fashion-MNIST not found" in w.value for w in at.warning)
