@@ -24,6 +24,7 @@ page = st.navigation(
     [
         st.Page("routes/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page("routes/branches.py", title="Inception branches", icon=":material/account_tree:"),
+        st.Page("routes/channels.py", title="Channels", icon=":material/visibility:"),
         st.Page("routes/heads.py", title="Heads", icon=":material/compare_arrows:"),
         st.Page("routes/gradients.py", title="Gradients", icon=":material/trending_down:"),
         st.Page("routes/cost.py", title="Cost", icon=":material/calculate:"),

@@ -21,8 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from PIL import Image
@@ -37,7 +36,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dashboard.tables import Bottleneck
+    from gnet.ablation import Ablation, BranchImportance
     from gnet.attributions import Attribution
+    from gnet.evaldata import LabelledImages
+    from gnet.examples import ExampleIndex
+    from gnet.features import Visualization
     from gnet.runs import RecordedRuns
 
 # torch, pandas, captum and the rest of gnet are imported inside the functions that use them, and
@@ -47,11 +50,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AttributionRequest",
     "DecodedImage",
+    "ablation",
     "analysis",
     "attribution",
     "batch_predictions",
     "bottleneck",
     "branch_figures",
+    "branch_importance",
     "channel_figures",
     "checkpoint_file",
     "cost_table",
@@ -59,7 +64,10 @@ __all__ = [
     "decode_sample",
     "device_name",
     "energy_figure",
+    "example_pictures",
+    "examples",
     "head_summary",
+    "labelled_images",
     "live_comparison",
     "model",
     "table1",
@@ -67,6 +75,7 @@ __all__ = [
     "samples",
     "seconds_per_pass",
     "stages",
+    "visualization",
 ]
 
 # Every cache here outlives a session and is shared by all of them, so each has a bound, set here
@@ -81,6 +90,9 @@ FIGURES_KEPT = 64  # plotly figures of a module's branches (one image, one modul
 ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
 UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
+CHANNEL_RESULTS_KEPT = 64  # visualizations (one input-sized image each), example indexes (~2 MB), importance tables
+DATASETS_KEPT = 2  # labelled image sets (the Fashion-MNIST test set is 8 MB of uint8 images)
+ABLATIONS_KEPT = 64  # one image's three heads with some knock-outs (a few class probabilities)
 
 
 _UPLOADS_LOCK = threading.Lock()
@@ -367,8 +379,8 @@ class AttributionRequest:
     nt_samples: int = 4
 
 
-class _AttributionStore:
-    """A small thread-safe LRU of attribution results shared by every session.
+class _SharedStore:
+    """A small thread-safe LRU of results shared by every session (attributions, visualizations, indexes).
 
     Written here because ``st.cache_*`` cannot take this job: the computation reports progress
     to a bar drawn outside the cached function, and Streamlit records every element call made
@@ -377,17 +389,17 @@ class _AttributionStore:
     """
 
     def __init__(self, size: int) -> None:
-        self._items: OrderedDict[tuple, Attribution] = OrderedDict()
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
 
-    def get(self, key: tuple) -> Attribution | None:
+    def get(self, key: tuple) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
             return self._items.get(key)
 
-    def put(self, key: tuple, value: Attribution) -> None:
+    def put(self, key: tuple, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self._size:
@@ -395,8 +407,8 @@ class _AttributionStore:
 
 
 @st.cache_resource(show_spinner=False)
-def _attribution_store() -> _AttributionStore:
-    return _AttributionStore(ATTRIBUTIONS_KEPT)
+def _attribution_store() -> _SharedStore:
+    return _SharedStore(ATTRIBUTIONS_KEPT)
 
 
 def attribution(
@@ -438,3 +450,102 @@ def attribution(
     )
     store.put(key, result)
     return result
+
+
+# ---------------------------------------------------------------- channels: visualizations, examples, knock-outs
+
+
+@st.cache_resource(show_spinner=False)
+def _channel_store() -> _SharedStore:
+    return _SharedStore(CHANNEL_RESULTS_KEPT)
+
+
+def visualization(
+    weights: str, device: str, target: str, steps: int, *, compute: bool,
+    progress: Callable[[float], None] | None = None,
+) -> Visualization | None:
+    """The feature visualization of ``target`` (seed 0): from memory, or computed when ``compute`` is set."""
+    key = ("visualization", weights, device, target, steps)
+    store = _channel_store()
+    found = store.get(key)
+    if found is not None or not compute:
+        return found
+    from gnet.features import visualize
+
+    result = visualize(model(weights, device), target, steps=steps, progress=progress)
+    store.put(key, result)
+    return result
+
+
+@st.cache_resource(max_entries=DATASETS_KEPT, ttl=TTL_S, show_spinner="Reading the dataset...")
+def labelled_images(weights: str, device: str, folder: str, limit: int | None) -> LabelledImages:
+    """The Fashion-MNIST test set (``folder`` empty) or an image folder, for the weights (raises DatasetError)."""
+    from gnet.evaldata import fashion_mnist_test, image_folder
+
+    loaded = model(weights, device)
+    return image_folder(loaded, folder, limit=limit) if folder else fashion_mnist_test(loaded, limit=limit)
+
+
+def examples(
+    weights: str, device: str, folder: str, limit: int | None, *, compute: bool,
+    progress: Callable[[float], None] | None = None,
+) -> ExampleIndex | None:
+    """The dataset-example index: shipped, cached in memory or on disk, or built when ``compute`` is set."""
+    key = ("examples", weights, device, folder, limit)
+    store = _channel_store()
+    found = store.get(key)
+    if found is not None:
+        return found
+    from gnet.examples import example_index
+
+    data = labelled_images(weights, device, folder, limit)
+    index = example_index(model(weights, device), data, build=compute, progress=progress)
+    if index is not None:
+        store.put(key, index)
+    return index
+
+
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
+def example_pictures(weights: str, device: str, folder: str, limit: int | None, indices: tuple[int, ...]) -> list:
+    """Images of the set as the network saw them (H x W x 3 in [0, 1]) with their class names."""
+    from gnet.preprocess import denormalize
+
+    loaded = model(weights, device)
+    data = labelled_images(weights, device, folder, limit)
+    mean, std = loaded.card.normalization["mean"], loaded.card.normalization["std"]
+    pictures = []
+    for i, x in zip(indices, data.inputs(list(indices))):
+        label = int(data.labels[i])
+        picture = denormalize(x, mean, std) if mean and std else x.permute(1, 2, 0).numpy()
+        pictures.append((picture, data.classes[label] if label >= 0 else "unlabelled"))
+    return pictures
+
+
+def branch_importance(
+    weights: str, device: str, folder: str, limit: int | None, *, compute: bool,
+    progress: Callable[[float], None] | None = None,
+) -> BranchImportance | None:
+    """Accuracy drops per branch and head: shipped, cached, or computed when ``compute`` is set."""
+    key = ("importance", weights, device, folder, limit)
+    store = _channel_store()
+    found = store.get(key)
+    if found is not None:
+        return found
+    from gnet.ablation import importance
+
+    loaded = model(weights, device)
+    # The whole test set is not read when the shipped table fits (it is also used without the dataset).
+    data = labelled_images(weights, device, folder, limit) if folder or limit else None
+    result = importance(loaded, data, build=compute, progress=progress)
+    if result is not None:
+        store.put(key, result)
+    return result
+
+
+@st.cache_resource(max_entries=ABLATIONS_KEPT, ttl=TTL_S, show_spinner=False)
+def ablation(weights: str, device: str, digest: str, knockouts: tuple[str, ...], _image: Image.Image) -> Ablation:
+    """The heads on the analysed image with ``knockouts`` zeroed (none: the intact net); shared read-only."""
+    from gnet.ablation import ablate
+
+    x = analysis(weights, device, digest, _image).input
+    return ablate(model(weights, device), x, knockouts)

@@ -14,7 +14,9 @@ from PIL import Image
 
 from gnet.samples import Sample
 
-__all__ = ["DEFAULT_WEIGHTS_ENV", "Keys", "Selection", "default_weights", "selection", "set_selection"]
+__all__ = [
+    "DEFAULT_WEIGHTS_ENV", "Keys", "Selection", "default_weights", "open_channel", "selection", "set_selection",
+]
 
 DEFAULT_WEIGHTS_ENV = "GNET_WEIGHTS"  # the weights source the sidebar starts on (tests pin it)
 
@@ -66,6 +68,26 @@ class Keys:
     AUX_OVERLAY_ON = "aux_overlay_on"
     AUX_OVERLAY = "aux_overlay_upload"
     IMAGENET_DOWNLOAD = "imagenet_download"
+    # The Channels page; the Inception branches page sets the first three to open a channel there.
+    CHANNEL_MODULE = "channels_module"
+    CHANNEL_BRANCH = "channels_branch"
+    CHANNEL_INDEX = "channels_index"  # suffixed with -<module>-<branch>: each branch has its own range
+    CHANNEL_JUMP = "channels_jump"
+    CHANNEL_JUMP_ERROR = "channels_jump_error"  # the sentence of the last mistyped channel, shown by the page
+    CHANNEL_OPEN = "channels_open"  # the branches page's button
+    CHANNEL_STEPS = "channels_steps"
+    CHANNEL_VISUALIZE = "channels_visualize"
+    CHANNEL_RANKING = "channels_ranking"
+    CHANNEL_DATA = "channels_data"
+    CHANNEL_FOLDER = "channels_folder"
+    CHANNEL_IMAGES = "channels_images"
+    CHANNEL_BUILD_INDEX = "channels_build_index"
+    KNOCKOUT_BRANCH = "knockout_branch"  # suffixed with -<module>-<branch>
+    KNOCKOUT_CHANNELS = "knockout_channels"  # suffixed with -<module>
+    IMPORTANCE_HEAD = "importance_head"
+    IMPORTANCE_RUN = "importance_run"
+    CLASS_VIS_CLASS = "class_vis_class"
+    CLASS_VIS_RUN = "class_vis_run"
 
 
 @dataclass(frozen=True)
@@ -108,3 +130,10 @@ def set_selection(sel: Selection) -> None:
 def selection() -> Selection:
     """The sidebar's choice for this run (the router draws the sidebar before any page)."""
     return st.session_state[Keys.SELECTION]
+
+
+def open_channel(module: str, branch: str, channel: int) -> None:
+    """Make the Channels page start on ``module.branch:channel`` (its widgets read these keys)."""
+    st.session_state[Keys.CHANNEL_MODULE] = module
+    st.session_state[Keys.CHANNEL_BRANCH] = branch
+    st.session_state[f"{Keys.CHANNEL_INDEX}-{module}-{branch}"] = channel

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from gnet.layers import HEADS, Block, block_of
+from gnet.layers import HEADS, Block, block_of, heads_reaching
 
 if TYPE_CHECKING:
     from gnet.cost import CostRow
@@ -21,11 +21,16 @@ __all__ = [
     "Bottleneck",
     "agreement_matrix",
     "bottleneck_cost",
+    "branch_cost",
     "branch_energy",
     "branch_stats",
     "describe_preprocessing",
     "head_accuracy",
     "head_summary",
+    "importance_grid",
+    "importance_vs_cost",
+    "knockout_changes",
+    "knockout_top",
     "stage_summary",
 ]
 
@@ -192,3 +197,55 @@ def stage_summary(rows: pd.DataFrame) -> pd.DataFrame:
             shapes = [tuple(int(v) for v in s.split(" x ")) for s in outs.values()]
             entry["out_shape"] = " x ".join(map(str, (sum(s[0] for s in shapes), *shapes[0][1:])))
     return pd.DataFrame(list(stages.values()), columns=["stage", "kind", "out_shape", "params", "flops"])
+
+
+# ---------------------------------------------------------------- channels: knock-outs and branch importance
+
+
+def knockout_changes(intact, knocked) -> pd.DataFrame:
+    """One row per head: top-1 intact and knocked out, the intact top-1's probability before and after.
+
+    ``intact`` and ``knocked`` are :class:`gnet.ablation.Ablation` results on the same image.
+    """
+    rows = []
+    for head, c in knocked.change(intact).items():
+        rows.append({
+            "head": head, "top1_intact": c["top1_intact"], "top1_knocked_out": c["top1"],
+            "changed": c["top1_changed"], "prob_before": c["prob_of_intact_top1_intact"],
+            "prob_after": c["prob_of_intact_top1"], "total_variation": c["total_variation"],
+        })
+    return pd.DataFrame(rows)
+
+
+def knockout_top(intact, knocked, k: int = 5) -> pd.DataFrame:
+    """head, label, intact, knocked_out: each head's intact top-``k`` classes, plus its knocked-out top-1 if new."""
+    rows = []
+    for head, predictions in intact.top.items():
+        labels = [p.label for p in predictions[:k]]
+        new_top = knocked.top[head][0].label
+        for label in labels + ([new_top] if new_top not in labels else []):
+            i = intact.classes.index(label)
+            rows.append({"head": head, "label": label, "intact": float(intact.probs[head][i]),
+                         "knocked_out": float(knocked.probs[head][i])})
+    return pd.DataFrame(rows)
+
+
+def importance_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """:meth:`gnet.ablation.BranchImportance.to_frame` plus ``reads`` (does the head read the module?) and
+    ``drop_pp``, the drop in percentage points, NaN where the head does not read the module."""
+    out = frame.copy()
+    out["reads"] = [head in heads_reaching(module) for module, head in zip(out["module"], out["head"])]
+    out["drop_pp"] = (out["drop"] * 100).where(out["reads"])
+    return out
+
+
+def branch_cost(rows: pd.DataFrame) -> pd.DataFrame:
+    """module, branch, flops, params: each Inception branch's total, from ``resources.cost_table`` rows."""
+    branches = rows[rows["branch"] != ""]
+    return branches.groupby(["module", "branch"], sort=False, as_index=False)[["flops", "params"]].sum()
+
+
+def importance_vs_cost(grid: pd.DataFrame, cost: pd.DataFrame, head: str) -> pd.DataFrame:
+    """One row per branch the ``head`` reads: its FLOPs, its parameters and the accuracy drop without it."""
+    chosen = grid[(grid["head"] == head) & grid["reads"]][["module", "branch", "drop_pp"]]
+    return chosen.merge(cost, on=["module", "branch"], how="left")

@@ -60,6 +60,10 @@ _EXPORTS: dict[str, str] = {
     "compare_variants": "gradients",
     "layer_gradients": "gradients",
     "attribute": "attributions",
+    "ablate": "ablation",
+    "branch_importance": "ablation",
+    "example_index": "examples",
+    "visualize": "features",
     "TrainConfig": "train",
     "DistillConfig": "distill",
     "distill_aux": "distill",
@@ -82,6 +86,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from .ablation import ablate, branch_importance
     from .attributions import attribute
     from .checkpoint import load_checkpoint
     from .device import describe_device, resolve_device
@@ -97,6 +102,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     )
     from .cost import CostRow, flops, totals
     from .gradients import GradientResult, compare_variants, layer_gradients
+    from .examples import example_index
+    from .features import visualize
     from .guard import exclusive
     from .images import load_image
     from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel

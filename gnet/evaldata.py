@@ -33,7 +33,9 @@ from .preprocess import GrayscalePreprocess
 from .samples import sample_images
 from .weights import LoadedModel
 
-__all__ = ["LabelledImages", "fashion_mnist", "fashion_mnist_test", "image_folder", "photo_folder", "sample_set"]
+__all__ = [
+    "LabelledImages", "batch_size_for", "fashion_mnist", "fashion_mnist_test", "image_folder", "photo_folder", "sample_set",
+]
 
 
 @dataclass
@@ -215,3 +217,12 @@ def photo_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
         raise DatasetError(f"{str(root)!r} holds no images ({', '.join(SUPPORTED_EXTENSIONS)}).")
     name = f"{root.name} ({len(files):,} images, unlabelled)"
     return _files(loaded, root, files, [-1] * len(files), name=name, kind="photos")
+
+
+def batch_size_for(input_size: int, *, at_64: int = 128) -> int:
+    """Images per batch for a dataset-wide pass: ``at_64`` at 64 px, fewer for larger inputs.
+
+    Activations grow with the square of the side, so the batch shrinks with it and a pass that
+    keeps the nine modules' outputs costs about the same memory at 224 px as at 64 px.
+    """
+    return max(8, round(at_64 * (64 / input_size) ** 2))

@@ -4,7 +4,9 @@ A crash, a full disk or a second process writing the same file leaves either the
 the new one, never a mix: every write goes to a temporary file in the same folder, which is
 then renamed into place (atomic on one file system). The disk cache holds results that take
 minutes to compute (dataset-wide statistics of a set of weights) under a key naming what they
-depend on, usually the weights' hash and the data.
+depend on, usually the weights' hash and the data. Shipped results of that kind (for the bundled
+weights) are assets with a JSON card recording the same key, so they are used only for the
+weights and data they were computed from.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ __all__ = [
     "atomic_write",
     "cache_dir",
     "file_sha256",
+    "load_asset",
     "load_cached",
     "prune_cache",
+    "save_asset",
     "save_cached",
     "torch_save",
 ]
@@ -126,3 +130,45 @@ def prune_cache(keep: Path | None = None) -> None:
         if path != keep:
             path.unlink(missing_ok=True)
             total -= size
+
+
+def _plain(key: Mapping[str, Any]) -> Any:
+    """``key`` as it reads back from JSON (tuples become lists), for comparing with a card's."""
+    return json.loads(json.dumps(dict(key), sort_keys=True, default=str))
+
+
+def save_asset(
+    name: str, key: Mapping[str, Any], arrays: Mapping[str, Any], card: Mapping[str, Any]
+) -> tuple[Path, Path]:
+    """Write ``ASSETS_DIR/<name>.npz`` (compressed arrays) and ``<name>.json`` (``card`` plus ``key``), atomically.
+
+    ``key`` names what the arrays were computed from (the weights' sha256 and the data), as for
+    :func:`save_cached`; :func:`load_asset` hands the arrays back only for an equal key.
+    """
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    arrays_path = atomic_write(ASSETS_DIR / f"{name}.npz", buffer.getvalue())
+    text = json.dumps({**dict(card), "key": _plain(key)}, indent=2) + "\n"
+    return arrays_path, atomic_write(ASSETS_DIR / f"{name}.json", text.encode())
+
+
+def load_asset(name: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The arrays of asset ``name`` when its card's key has every item of ``key``; else None.
+
+    None also when the asset is absent or unreadable. Pass the whole key (weights and data) to
+    get the asset only for that data, or ``{"weights": ...}`` alone to get it whatever its data.
+    """
+    import numpy as np
+
+    card_path, arrays_path = ASSETS_DIR / f"{name}.json", ASSETS_DIR / f"{name}.npz"
+    try:
+        card = json.loads(card_path.read_text())
+        shipped, wanted = card.get("key"), _plain(key)
+        if not isinstance(shipped, dict) or any(shipped.get(k) != v for k, v in wanted.items()):
+            return None
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            return {n: npz[n] for n in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import resources, tables, url
-from dashboard.state import Keys, Selection
+from dashboard.state import Keys, Selection, open_channel
 from dashboard.views.common import chart, download_csv, need_analysis
 
 __all__ = ["render"]
@@ -76,6 +76,11 @@ def _focus(sel: Selection, result, module_name: str) -> None:
             help="Pick any of the branch's channels; the first ones are its most active.",
         )
         url.publish(url.CHANNEL, channel)
+        if st.button("What does it look for?", key=Keys.CHANNEL_OPEN, icon=":material/visibility:",
+                     help="Open it on the Channels page: its feature visualization, the dataset images that excite "
+                     "it most, and what the heads lose when its branch is knocked out."):
+            open_channel(module_name, branch, int(channel))
+            st.switch_page("routes/channels.py")
     large, over_image = resources.channel_figures(
         sel.weights, sel.device, sel.digest, f"{module_name}.{branch}:{channel}", sel.image
     )

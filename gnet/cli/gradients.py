@@ -133,7 +133,7 @@ def _print_table(result: GradientResult) -> None:
 
 def _print_comparison(frame: pd.DataFrame) -> None:
     from gnet.gradients import aux_ratio
-    from gnet.layers import AUX_ATTACH, WEIGHT_LAYERS, point
+    from gnet.layers import AUX_ATTACH, WEIGHT_LAYERS
 
     weights = frame[frame["quantity"] == "weight"]
     first = WEIGHT_LAYERS[0].name

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_device", "add_format", "add_weights", "positive_int", "print_json", "weights"]
+__all__ = ["add_device", "add_format", "add_weights", "positive_int", "print_json", "progress_bar", "weights"]
 
 _WEIGHTS_HELP = "auto (default), bundled, imagenet, random, or a checkpoint file path"
 _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
@@ -52,3 +54,16 @@ def positive_int(text: str) -> int:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable[[float], None]]:
+    """A tqdm bar on stderr (``--json`` output stays clean) fed by gnet's ``progress(fraction)`` callbacks.
+
+    It appears only when the work takes more than half a second, and is cleared when done.
+    """
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc=what, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+              leave=False, delay=0.5) as bar:
+        yield lambda done: bar.update(round(done * 100) - bar.n)

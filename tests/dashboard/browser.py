@@ -13,6 +13,7 @@ RUN_TIMEOUT_S = 240  # a cold page on a shared CPU: model load, batch of samples
 PAGES = {
     "Overview": "The network, stage by stage",
     "Inception branches": "Energy share of each branch",
+    "Channels": "What each branch is worth",
     "Heads": "All sample images",
     "Gradients": "With aux / without aux, per layer",
     "Cost": "The paper's Table 1, side by side",

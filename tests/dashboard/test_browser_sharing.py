@@ -14,7 +14,7 @@ import pytest
 
 import gnet
 from gnet.samples import sample_images
-from tests.dashboard.browser import check_clean, open_app, sidebar, upload, wait_idle
+from tests.dashboard.browser import check_clean, open_app, sidebar, wait_idle
 
 pytestmark = pytest.mark.browser
 
