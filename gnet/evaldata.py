@@ -6,12 +6,14 @@ preprocessed exactly as the loaded weights expect, in batches, with its label an
 to the picture for display. :class:`LabelledImages` is that, and its :attr:`~LabelledImages.key`
 names the data for a disk cache (together with the weights' hash).
 
-- :func:`fashion_mnist_test`: for weights trained on Fashion-MNIST the images take the exact
-  path of training and evaluation (:class:`gnet.data.GrayImageDataset`, no photo inversion);
-  for other weights each image goes through the weights' own preprocessing.
+- :func:`fashion_mnist_test` (and :func:`fashion_mnist_train`): for weights trained on
+  Fashion-MNIST the images take the exact path of training and evaluation
+  (:class:`gnet.data.GrayImageDataset`, no photo inversion); for other weights each image
+  goes through the weights' own preprocessing.
 - :func:`image_folder`: ``root/<class>/<image>``, decoded lazily through :mod:`gnet.images`;
   an undecodable file is a :class:`~gnet.errors.DatasetError` that names it.
 - :func:`sample_set`: the bundled samples, labelled where their class is known to the weights.
+- :func:`evaluation_set`: which of these a dataset-wide view uses for a set of weights.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from .preprocess import GrayscalePreprocess
 from .samples import sample_images
 from .weights import LoadedModel
 
-__all__ = ["LabelledImages", "fashion_mnist_test", "image_folder", "sample_set"]
+__all__ = [
+    "LabelledImages",
+    "evaluation_set",
+    "fashion_mnist_test",
+    "fashion_mnist_train",
+    "image_folder",
+    "sample_set",
+]
 
 
 @dataclass
@@ -85,7 +94,22 @@ def fashion_mnist_test(loaded: LoadedModel, *, limit: int | None = None, root: P
 
     Raises :class:`DatasetError` when the dataset is not installed.
     """
-    images, labels = load_fashion_mnist("test", root)
+    return _fashion_mnist(loaded, "test", limit, root)
+
+
+def fashion_mnist_train(
+    loaded: LoadedModel, *, limit: int | None = None, root: Path | str | None = None
+) -> LabelledImages:
+    """The Fashion-MNIST training set (60,000 images, or the first ``limit``), without augmentation.
+
+    For statistics of what the weights were trained on (:mod:`gnet.indomain` fits to it).
+    Raises :class:`DatasetError` when the dataset is not installed.
+    """
+    return _fashion_mnist(loaded, "train", limit, root)
+
+
+def _fashion_mnist(loaded: LoadedModel, split: str, limit: int | None, root: Path | str | None) -> LabelledImages:
+    images, labels = load_fashion_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     transform = loaded.transform
@@ -102,11 +126,12 @@ def fashion_mnist_test(loaded: LoadedModel, *, limit: int | None = None, root: P
         how = f"gray {transform.input_size}px mean {transform.mean[0]:.4f} std {transform.std[0]:.4f}"
     else:
         inputs, how = _per_image(loaded, picture), repr(transform)
+    what = "test set" if split == "test" else "training set"
     return LabelledImages(
-        name=f"Fashion-MNIST test set ({len(labels):,} images)",
+        name=f"Fashion-MNIST {what} ({len(labels):,} images)",
         classes=list(FASHION_MNIST_CLASSES),
         labels=labels,
-        key={"data": "fashion-mnist-test", "n": len(labels), "preprocessing": how},
+        key={"data": f"fashion-mnist-{split}", "n": len(labels), "preprocessing": how},
         _inputs=inputs,
         _picture=picture,
     )
@@ -181,3 +206,16 @@ def sample_set(loaded: LoadedModel) -> LabelledImages:
         _inputs=_per_image(loaded, picture),
         _picture=picture,
     )
+
+
+def evaluation_set(loaded: LoadedModel, folder: Path | str | None = None) -> LabelledImages:
+    """The set to judge ``loaded`` on: ``folder`` when given; else the Fashion-MNIST test set
+    for weights with Fashion-MNIST's classes (the bundled net); else the samples.
+
+    Raises :class:`DatasetError` for a bad folder, or when Fashion-MNIST is needed and missing.
+    """
+    if folder is not None:
+        return image_folder(loaded, folder)
+    if tuple(loaded.classes) == FASHION_MNIST_CLASSES:
+        return fashion_mnist_test(loaded)
+    return sample_set(loaded)
