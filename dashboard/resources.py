@@ -13,6 +13,7 @@ Errors a user can cause come out as :class:`gnet.GNetError`; views show their se
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 import threading
 from collections import OrderedDict
@@ -29,8 +30,16 @@ import gnet
 from dashboard import tables
 from gnet.attributions import Attribution, attribute
 from gnet.cost import to_frame
+from gnet.earlyexit import ExitCurve, early_exits, exit_costs
+from gnet.evaldata import LabelledImages
+from gnet.evaldata import evaluation_set as gnet_evaluation_set
 from gnet.gradients import compare_variants
+from gnet.headlogits import HeadLogitSet, Progress
+from gnet.headlogits import head_logits as gnet_head_logits
+from gnet.headstats import Disagreement, HeadComparison, compare_heads, disagreements
 from gnet.images import image_digest
+from gnet.indomain import InDomain
+from gnet.indomain import in_domain as gnet_in_domain
 from gnet.layers import HEADS
 from gnet.runs import RecordedRuns, load_runs
 from gnet.samples import Sample, sample_images
@@ -48,13 +57,20 @@ __all__ = [
     "decode_bytes",
     "decode_sample",
     "device_name",
+    "evaluation_set",
+    "exit_curve",
+    "gallery",
+    "head_comparison",
+    "head_logits",
     "head_summary",
+    "in_domain",
     "live_comparison",
     "model",
     "paper_comparison",
     "recorded_runs",
     "samples",
     "stages",
+    "thumbnails",
 ]
 
 _ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
@@ -302,3 +318,66 @@ def attribution(
     )
     store.put(key, result)
     return result
+
+
+# ---------------------------------------------------------------- the heads over a whole set
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the image set...")
+def evaluation_set(weights: str, device: str, folder: str | None) -> LabelledImages:
+    """:func:`gnet.evaldata.evaluation_set`: ``folder``, else the Fashion-MNIST test set or the samples.
+
+    Raises gnet.DatasetError.
+    """
+    return gnet_evaluation_set(model(weights, device), folder)
+
+
+def head_logits(weights: str, device: str, folder: str | None, progress: Progress | None = None) -> HeadLogitSet:
+    """The heads' logits over the set. Not an ``st.cache_*`` function: gnet's shipped file and disk
+    cache make a repeated call cost milliseconds, and a first computation reports ``progress``
+    to a bar drawn by the page (see :class:`_AttributionStore` on why a cached function cannot)."""
+    loaded = model(weights, device)
+    return gnet_head_logits(loaded, evaluation_set(weights, device, folder), progress=progress)
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing the heads...")
+def head_comparison(weights: str, device: str, folder: str | None, _logits: HeadLogitSet) -> HeadComparison:
+    """:func:`gnet.headstats.compare_heads` of the set's logits (the first three arguments are the key)."""
+    return compare_heads(_logits, model(weights, device).card.heads_trained)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def exit_curve(weights: str, device: str, folder: str | None, _logits: HeadLogitSet) -> ExitCurve:
+    """:func:`gnet.earlyexit.early_exits` with the loaded net's costs at its input size."""
+    loaded = model(weights, device)
+    size = loaded.card.input_size
+    return early_exits(_logits, exit_costs(gnet.flops(loaded.net, size), size))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def gallery(weights: str, device: str, folder: str | None, _logits: HeadLogitSet, limit: int) -> list[Disagreement]:
+    """The ``limit`` largest disagreements between an aux head and main (:func:`gnet.headstats.disagreements`)."""
+    return disagreements(_logits, limit=limit)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def thumbnails(
+    weights: str, device: str, folder: str | None, indices: tuple[int, ...], size: int = 96
+) -> list[bytes]:
+    """Images ``indices`` of the set as PNGs of at most ``size`` px a side (small ones stay small; the page scales)."""
+    data = evaluation_set(weights, device, folder)
+    found = []
+    for index in indices:
+        picture = data.picture(index)
+        picture.thumbnail((size, size))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        found.append(buffer.getvalue())
+    return found
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def in_domain(weights: str, device: str, digest: str, _image: Image.Image) -> InDomain | None:
+    """:func:`gnet.indomain.in_domain` of the cached analysis; None when the weights have no calibration data."""
+    loaded = model(weights, device)
+    return gnet_in_domain(loaded, analysis(weights, device, digest, _image))

@@ -21,8 +21,11 @@ __all__ = [
     "branch_energy",
     "branch_stats",
     "describe_preprocessing",
+    "exit_summary",
+    "gallery_item",
     "head_accuracy",
     "head_summary",
+    "per_class_accuracy",
     "stage_summary",
 ]
 
@@ -189,3 +192,55 @@ def stage_summary(rows: pd.DataFrame) -> pd.DataFrame:
             shapes = [tuple(int(v) for v in s.split(" x ")) for s in outs.values()]
             entry["out_shape"] = " x ".join(map(str, (sum(s[0] for s in shapes), *shapes[0][1:])))
     return pd.DataFrame(list(stages.values()), columns=["stage", "kind", "out_shape", "params", "flops"])
+
+
+# ---------------------------------------------------------------- the heads over a whole set
+
+
+def per_class_accuracy(comparison) -> pd.DataFrame:
+    """class, head, accuracy: each head's accuracy per true class (a :class:`gnet.headstats.HeadComparison`)."""
+    return pd.DataFrame(
+        [
+            {"class": name, "head": head, "accuracy": float(stats.per_class[c])}
+            for head, stats in comparison.heads.items()
+            if stats.per_class is not None
+            for c, name in enumerate(comparison.classes)
+        ],
+        columns=["class", "head", "accuracy"],
+    )
+
+
+def exit_summary(curve) -> str:
+    """The early-exit curve's key points in a sentence (a :class:`gnet.earlyexit.ExitCurve` with labels)."""
+    costs, main = curve.costs, curve.main_only
+    text = [
+        f"Main only: **{main.accuracy:.2%}**; aux1 only: **{curve.aux1_only.accuracy:.2%}** at "
+        f"{curve.aux1_only.relative_cost(costs):.0%} of main's cost."
+    ]
+    half = curve.best_within(0.5)
+    if half is None:
+        text.append(f"No threshold gets below 50% of main's cost: aux1, the earliest exit, already costs "
+                    f"{costs.aux1_only / costs.main_only:.0%} of it.")
+    else:
+        text.append(f"Within 50% of main's cost the best is {half.accuracy:.2%} (t = {half.threshold:g}).")
+    level = [p for p in curve.points if p.accuracy is not None and p.accuracy >= main.accuracy]
+    if level:
+        cheapest = min(level, key=lambda p: p.mean_macs)
+        text.append(f"The cheapest threshold as accurate as main is t = {cheapest.threshold:g}: "
+                    f"{cheapest.accuracy:.2%} at {cheapest.relative_cost(costs):.1%} of main's cost, "
+                    f"{cheapest.share['aux1']:.0%} of the images leaving at aux1.")
+    return " ".join(text)
+
+
+def gallery_item(disagreement, classes: list[str], png: bytes) -> dict:
+    """One thumbnail of the disagreement gallery: its title, a line per head (top-3) and a tooltip."""
+    d = disagreement
+    truth = classes[d.label] if d.label >= 0 else "unknown"
+    lines = [f"{h}: " + ", ".join(f"{classes[c]} {p:.0%}" for c, p in top) for h, top in d.top.items()]
+    return {
+        "index": d.index,
+        "png": png,
+        "title": f"#{d.index} · true: {truth}",
+        "lines": lines,
+        "tooltip": f"Image #{d.index} (true class {truth}); KL(main || {d.aux}) = {d.kl:.2f} nats. " + "; ".join(lines),
+    }

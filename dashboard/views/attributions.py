@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import charts, resources
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
-from dashboard.views.common import chart, download_csv, download_json, need_analysis
+from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
 from gnet.attributions import METHODS, Attribution
 from gnet.layers import BRANCHES, modules_read_by
 
@@ -30,6 +30,7 @@ def render(sel: Selection) -> None:
     st.title("Attributions")
     st.caption("What the chosen head's class depends on, drawn over the image the network saw (captum).")
     loaded, result = need_analysis(sel)
+    domain_banner(sel, loaded)
     requests = _controls(loaded, result)
     run = st.button("Compute", type="primary", key=Keys.ATTR_RUN, icon=":material/play_arrow:")
     found = [item for request in requests if (item := _result(sel, request, run)) is not None]
