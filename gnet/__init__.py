@@ -60,6 +60,12 @@ _EXPORTS: dict[str, str] = {
     "layer_gradients": "gradients",
     "attribute": "attributions",
     "TrainConfig": "train",
+    "evaluation_set": "evaldata",
+    "head_logits": "headlogits",
+    "compare_heads": "headstats",
+    "early_exits": "earlyexit",
+    "exit_costs": "earlyexit",
+    "in_domain": "indomain",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -93,9 +99,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         WeightsNotFoundError,
     )
     from .cost import CostRow, flops, paper_table, totals
+    from .earlyexit import early_exits, exit_costs
+    from .evaldata import evaluation_set
     from .gradients import GradientResult, compare_variants, layer_gradients
     from .guard import exclusive
+    from .headlogits import head_logits
+    from .headstats import compare_heads
     from .images import load_image
+    from .indomain import in_domain
     from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
     from .losses import AUX_WEIGHT, head_losses
     from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet

@@ -20,22 +20,14 @@ from gnet.evaldata import fashion_mnist_test
 from gnet.headlogits import read_shipped
 from gnet.images import image_digest
 from gnet.samples import sample_images
+from tests.dashboard.test_app import _ok
+from tests.dashboard.test_app import _open as open_page
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT_S = 300
 
 
 def _open(page: str = "heads") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
-    if page != "overview":
-        at.switch_page(f"routes/{page}.py").run()
-    return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return open_page(page)
 
 
 def _chart_text(at: AppTest) -> str:

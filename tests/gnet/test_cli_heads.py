@@ -11,36 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import gnet
 from gnet.cli import main
-from gnet.model import googlenet
+from tests.gnet.test_cli import checkpoint  # noqa: F401  (a fixture: a 10-class net with classes k0..k9)
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASSES = [f"k{i}" for i in range(10)]
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GNET_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    """A 10-class checkpoint with a model card (classes k0..k9, 64 px gray input)."""
-    net = googlenet(num_classes=10, init="kaiming", seed=0)
-    card = {
-        "name": "heads test net",
-        "classes": CLASSES,
-        "input_size": 64,
-        "preprocessing": {"mean": [0.3], "std": [0.35]},
-        "heads_trained": {"main": True, "aux1": True, "aux2": True},
-    }
-    path = tmp_path / "net.pt"
-    torch.save({"config": net.config.to_dict(), "state_dict": net.state_dict(), "card": card}, path)
-    return path
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@ judged on held-out Fashion-MNIST test images (in), the samples (in) and natural 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
 import gnet
-from gnet.evaldata import LabelledImages, fashion_mnist_test
+from gnet.evaldata import LabelledImages
 from gnet.headlogits import compute_logits
 from gnet.indomain import (
     REFERENCE_PATH,
@@ -25,6 +23,7 @@ from gnet.indomain import (
 from gnet.layers import STAGE_ENDS
 from gnet.samples import sample_images
 from tests.conftest import make_loaded
+from tests.gnet.test_headlogits import fashion_mnist_or_skip
 
 HELD_OUT_CHECKED = 300
 
@@ -109,12 +108,7 @@ def bundled():
 
 def test_held_out_test_images_are_in_domain(bundled):
     loaded, reference = bundled
-    try:
-        data = fashion_mnist_test(loaded)
-    except gnet.DatasetError as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
+    data = fashion_mnist_or_skip(loaded)
     _, held_out = calibration_split(len(data))
     chosen = np.random.default_rng(5).choice(held_out, HELD_OUT_CHECKED, replace=False)
     subset = LabelledImages("held out", data.classes, data.labels[chosen], {}, lambda idx: data.inputs(chosen[idx]),
