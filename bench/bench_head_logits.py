@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gnet, not an installed one
 
-import gnet
-from gnet.evaldata import fashion_mnist_test
-from gnet.headlogits import compute_logits
+import torch  # noqa: E402
+
+import gnet  # noqa: E402
+from gnet.evaldata import fashion_mnist_test  # noqa: E402
+from gnet.headlogits import compute_logits  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

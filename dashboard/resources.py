@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tempfile
 import threading
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from gnet.evaldata import evaluation_set as gnet_evaluation_set
 from gnet.gradients import compare_variants
 from gnet.headlogits import HeadLogitSet, Progress
 from gnet.headlogits import head_logits as gnet_head_logits
+from gnet.headlogits import stored_logits
 from gnet.headstats import Disagreement, HeadComparison, compare_heads, disagreements
 from gnet.images import image_digest
 from gnet.indomain import InDomain
@@ -54,6 +56,7 @@ __all__ = [
     "bottleneck",
     "checkpoint_file",
     "cost_table",
+    "data_key",
     "decode_bytes",
     "decode_sample",
     "device_name",
@@ -323,31 +326,54 @@ def attribution(
 # ---------------------------------------------------------------- the heads over a whole set
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the image set...")
+@st.cache_resource(max_entries=4, ttl=600, show_spinner="Reading the image set...")
 def evaluation_set(weights: str, device: str, folder: str | None) -> LabelledImages:
     """:func:`gnet.evaldata.evaluation_set`: ``folder``, else the Fashion-MNIST test set or the samples.
 
-    Raises gnet.DatasetError.
+    Re-read after 10 minutes, so that a folder the user fixed is seen. Raises gnet.DatasetError.
     """
     return gnet_evaluation_set(model(weights, device), folder)
 
 
-def head_logits(weights: str, device: str, folder: str | None, progress: Progress | None = None) -> HeadLogitSet:
-    """The heads' logits over the set. Not an ``st.cache_*`` function: gnet's shipped file and disk
-    cache make a repeated call cost milliseconds, and a first computation reports ``progress``
-    to a bar drawn by the page (see :class:`_AttributionStore` on why a cached function cannot)."""
-    loaded = model(weights, device)
-    return gnet_head_logits(loaded, evaluation_set(weights, device, folder), progress=progress)
+def data_key(weights: str, device: str, folder: str | None) -> str:
+    """A digest of the set's :attr:`~gnet.evaldata.LabelledImages.key` (a folder's files, sizes and times):
+    with the weights, it names the results below, so a changed folder is never answered from an old one."""
+    key = json.dumps(evaluation_set(weights, device, folder).key, sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class _NotStored(Exception):
+    """The logits must be computed: raised, not returned, because Streamlit caches return values only."""
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the heads' logits...")
+def _stored_logits(weights: str, device: str, folder: str | None, key: str) -> HeadLogitSet:
+    found = stored_logits(model(weights, device), evaluation_set(weights, device, folder))
+    if found is None:
+        raise _NotStored
+    return found
+
+
+def head_logits(
+    weights: str, device: str, folder: str | None, key: str, progress: Progress | None = None
+) -> HeadLogitSet:
+    """The heads' logits over the set: kept in memory once read from the shipped file or the disk cache;
+    otherwise computed, reporting ``progress`` to a bar the page draws (a cached function cannot: see
+    :class:`_AttributionStore`), and written to the disk cache, where the next run finds them."""
+    try:
+        return _stored_logits(weights, device, folder, key)
+    except _NotStored:
+        return gnet_head_logits(model(weights, device), evaluation_set(weights, device, folder), progress=progress)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the heads...")
-def head_comparison(weights: str, device: str, folder: str | None, _logits: HeadLogitSet) -> HeadComparison:
-    """:func:`gnet.headstats.compare_heads` of the set's logits (the first three arguments are the key)."""
+def head_comparison(weights: str, device: str, key: str, _logits: HeadLogitSet) -> HeadComparison:
+    """:func:`gnet.headstats.compare_heads` of the set's logits (weights, device and data ``key`` are the key)."""
     return compare_heads(_logits, model(weights, device).card.heads_trained)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def exit_curve(weights: str, device: str, folder: str | None, _logits: HeadLogitSet) -> ExitCurve:
+def exit_curve(weights: str, device: str, key: str, _logits: HeadLogitSet) -> ExitCurve:
     """:func:`gnet.earlyexit.early_exits` with the loaded net's costs at its input size."""
     loaded = model(weights, device)
     size = loaded.card.input_size
@@ -355,14 +381,14 @@ def exit_curve(weights: str, device: str, folder: str | None, _logits: HeadLogit
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def gallery(weights: str, device: str, folder: str | None, _logits: HeadLogitSet, limit: int) -> list[Disagreement]:
+def gallery(weights: str, device: str, key: str, _logits: HeadLogitSet, limit: int) -> list[Disagreement]:
     """The ``limit`` largest disagreements between an aux head and main (:func:`gnet.headstats.disagreements`)."""
     return disagreements(_logits, limit=limit)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def thumbnails(
-    weights: str, device: str, folder: str | None, indices: tuple[int, ...], size: int = 96
+    weights: str, device: str, folder: str | None, key: str, indices: tuple[int, ...], size: int = 96
 ) -> list[bytes]:
     """Images ``indices`` of the set as PNGs of at most ``size`` px a side (small ones stay small; the page scales)."""
     data = evaluation_set(weights, device, folder)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "compute_logits",
     "head_logits",
     "read_shipped",
+    "stored_logits",
     "write_shipped",
 ]
 
@@ -178,6 +180,19 @@ def write_shipped(path: Path, arrays: dict[str, np.ndarray], labels: np.ndarray,
     return atomic_write(path, buffer.getvalue())
 
 
+def stored_logits(loaded: LoadedModel, data: LabelledImages, features: Sequence[str] = ()) -> HeadLogitSet | None:
+    """The heads' logits on ``data`` when they need no computation: shipped, or in the disk cache; else None."""
+    if not features:
+        found = _shipped(loaded, data)
+        if found is not None:
+            return found
+    wanted = [*HEADS, *(FEATURES + p for p in features)]
+    cached = load_cached(CACHE_KIND, _cache_key(loaded, data))
+    if cached is not None and all(name in cached for name in wanted) and len(cached["main"]) == len(data):
+        return _from_arrays(data, {name: cached[name] for name in wanted}, "disk cache")
+    return None
+
+
 def head_logits(
     loaded: LoadedModel,
     data: LabelledImages,
@@ -193,17 +208,14 @@ def head_logits(
     come from the disk cache or a computation. ``cache=False`` neither reads nor writes the cache.
     Raises :class:`gnet.errors.DatasetError` when an image of ``data`` cannot be read.
     """
-    if not features:
-        found = _shipped(loaded, data)
+    if cache:
+        found = stored_logits(loaded, data, features)
         if found is not None:
             return found
-    key = _cache_key(loaded, data)
-    wanted = [*HEADS, *(FEATURES + p for p in features)]
-    if cache:
-        cached = load_cached(CACHE_KIND, key)
-        if cached is not None and all(name in cached for name in wanted) and len(cached["main"]) == len(data):
-            return _from_arrays(data, {name: cached[name] for name in wanted}, "disk cache")
     arrays = compute_logits(loaded, data, batch_size=batch_size, progress=progress, features=features)
     if cache:
-        save_cached(CACHE_KIND, key, arrays)
+        try:
+            save_cached(CACHE_KIND, _cache_key(loaded, data), arrays)
+        except OSError as e:  # a full or read-only disk costs a recomputation next time, not this result
+            warnings.warn(f"the heads' logits were not cached ({e}); set GNET_CACHE_DIR to a writable folder")
     return _from_arrays(data, arrays, "computed")

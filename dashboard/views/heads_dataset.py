@@ -59,11 +59,12 @@ def render(sel: Selection, loaded: gnet.LoadedModel) -> None:
     ).strip() or None
     try:
         data = resources.evaluation_set(sel.weights, sel.device, folder)
-        logits = _logits(sel, folder, len(data))
+        key = resources.data_key(sel.weights, sel.device, folder)
+        logits = _logits(sel, folder, key)
     except gnet.GNetError as e:
         st.error(str(e))
         return
-    comparison = resources.head_comparison(sel.weights, sel.device, folder, logits)
+    comparison = resources.head_comparison(sel.weights, sel.device, key, logits)
     st.caption(f"**{logits.name}**, {comparison.labelled:,} with a label these weights know. {_ORIGIN[logits.origin]}")
     table = pd.DataFrame(comparison.table())
     st.dataframe(table, hide_index=True, column_config=_TABLE_COLUMNS)
@@ -74,12 +75,12 @@ def render(sel: Selection, loaded: gnet.LoadedModel) -> None:
         st.info("No image of this set has a label these weights know: accuracy, confusion and calibration need "
                 "labels; agreement, confidence and the gallery below do not.")
     _distributions(comparison, table)
-    _early_exits(sel, folder, logits)
-    _gallery(sel, folder, logits, data.classes)
+    _early_exits(sel, key, logits)
+    _gallery(sel, folder, key, logits, data.classes)
     download_json(comparison.to_dict(), "Everything above (JSON)", "heads_over_set.json")
 
 
-def _logits(sel: Selection, folder: str | None, total: int):
+def _logits(sel: Selection, folder: str | None, key: str):
     """The heads' logits over the set, with a progress bar while they are computed (none when shipped or cached)."""
     bar = None
 
@@ -90,7 +91,7 @@ def _logits(sel: Selection, folder: str | None, total: int):
         bar.progress(done / all_, text=f"Running the three heads over {all_:,} images: {done:,} done")
 
     try:
-        return resources.head_logits(sel.weights, sel.device, folder, progress=progress)
+        return resources.head_logits(sel.weights, sel.device, folder, key, progress=progress)
     finally:
         if bar is not None:
             bar.empty()
@@ -146,9 +147,9 @@ def _distributions(comparison, table: pd.DataFrame) -> None:
                   "between the two is the head's accuracy gap to main.", key="heads-right-wrong")
 
 
-def _early_exits(sel: Selection, folder: str | None, logits) -> None:
+def _early_exits(sel: Selection, key: str, logits) -> None:
     st.subheader("Early exits: the auxiliary heads as a way to save compute")
-    curve = resources.exit_curve(sel.weights, sel.device, folder, logits)
+    curve = resources.exit_curve(sel.weights, sel.device, key, logits)
     costs = curve.costs
     st.markdown(
         f"Stop an image at aux1 when aux1's top-1 probability is at least a threshold *t*, else at aux2 when "
@@ -174,9 +175,9 @@ def _early_exits(sel: Selection, folder: str | None, logits) -> None:
         download_csv(rows, "Early exits (CSV)", "early_exits.csv")
 
 
-def _gallery(sel: Selection, folder: str | None, logits, classes: list[str]) -> None:
+def _gallery(sel: Selection, folder: str | None, key: str, logits, classes: list[str]) -> None:
     st.subheader("Where an auxiliary head and main disagree")
-    found = resources.gallery(sel.weights, sel.device, folder, logits, GALLERY_SIZE)
+    found = resources.gallery(sel.weights, sel.device, key, logits, GALLERY_SIZE)
     if not found:
         st.info("aux1 and aux2 agree with main on every image of this set.")
         return
@@ -184,7 +185,7 @@ def _gallery(sel: Selection, folder: str | None, logits, classes: list[str]) -> 
         f"The {len(found)} images where aux1 or aux2 most disagrees with main, by KL(main || aux), each with every "
         "head's top-3. **Click one** to make it the current image of every page."
     )
-    pngs = resources.thumbnails(sel.weights, sel.device, folder, tuple(d.index for d in found))
+    pngs = resources.thumbnails(sel.weights, sel.device, folder, key, tuple(d.index for d in found))
     items = [tables.gallery_item(d, classes, png) for d, png in zip(found, pngs)]
 
     def pick() -> None:

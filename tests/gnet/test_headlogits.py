@@ -146,3 +146,13 @@ def test_a_broken_image_in_a_folder_is_named(cache, tmp_path):
     with pytest.raises(gnet.DatasetError, match="broken.png"):
         head_logits(loaded, image_folder(loaded, root))
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_an_unwritable_cache_still_gives_the_result(tmp_path, monkeypatch):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("GNET_CACHE_DIR", str(blocked))
+    loaded = make_loaded()
+    with pytest.warns(UserWarning, match="GNET_CACHE_DIR"):
+        found = head_logits(loaded, sample_set(loaded))
+    assert found.origin == "computed" and len(found) == len(sample_set(loaded))
