@@ -6,6 +6,8 @@ Run from the repository root: ``streamlit run dashboard/app.py``.
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 # Streamlit puts only this file's folder on sys.path; the repository root holds gnet and dashboard.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -13,8 +15,11 @@ import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
 from dashboard.views import sidebar  # noqa: E402
+from dashboard.views.common import error_boundary  # noqa: E402
 
-st.set_page_config(page_title="GoogLeNet Explorer", page_icon=":material/hub:", layout="wide")
+# A local image, served by this server: a Material-icon favicon would be fetched from outside.
+ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+st.set_page_config(page_title="GoogLeNet Explorer", page_icon=Image.open(ICON), layout="wide")
 page = st.navigation(
     [
         st.Page("routes/overview.py", title="Overview", icon=":material/home:", default=True),
@@ -25,5 +30,9 @@ page = st.navigation(
         st.Page("routes/attributions.py", title="Attributions", icon=":material/center_focus_strong:"),
     ]
 )
-state.set_selection(sidebar.render())
-page.run()
+selection = state.Selection(weights=state.default_weights(), device="cpu", weights_error="The sidebar could not be drawn: see the message in it.")
+with error_boundary("the sidebar"):
+    selection = sidebar.render()
+state.set_selection(selection)
+with error_boundary(f"the {page.title} page"):
+    page.run()

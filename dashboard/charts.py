@@ -391,13 +391,19 @@ def cost_treemap(rows: pd.DataFrame, metric: str = "flops") -> go.Figure:
 
 
 def paper_vs_computed(table: pd.DataFrame) -> go.Figure:
-    """The paper's ops (M multiply-adds) per Table 1 row next to the computed ones."""
-    costed = table[table["ops_m"].notna() | table["ops_m_computed"].notna()]
+    """Multiply-adds (M) per Table 1 row: the paper's, the paper's layout built here, torchvision's layout.
+
+    ``table`` has columns name, ops_m, ops_m_paper_layout, ops_m_torchvision (gnet.table1_comparison).
+    """
+    costed = table[table["ops_m"].notna() | table["ops_m_paper_layout"].notna()]
+    series = {
+        "Table 1 (paper)": ("ops_m", "#bdbdbd"),
+        "paper's layout, built here": ("ops_m_paper_layout", HEAD_COLORS["main"]),
+        "torchvision's layout": ("ops_m_torchvision", HEAD_COLORS["aux1"]),
+    }
     fig = go.Figure(
-        [
-            go.Bar(x=costed["name"], y=costed["ops_m"], name="paper (Table 1)", marker_color="#bdbdbd"),
-            go.Bar(x=costed["name"], y=costed["ops_m_computed"], name="computed", marker_color=HEAD_COLORS["main"]),
-        ]
+        [go.Bar(x=costed["name"], y=costed[column], name=name, marker_color=color)
+         for name, (column, color) in series.items()]
     )
     fig.update_layout(barmode="group", yaxis_title="M multiply-adds")
     return _compact(fig, 340)

@@ -12,9 +12,9 @@ Errors a user can cause come out as :class:`gnet.GNetError`; views show their se
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-import io
-import json
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -22,30 +22,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import streamlit as st
-import torch
 from PIL import Image
 
 import gnet
-from dashboard import tables
-from gnet.attributions import Attribution, attribute
-from gnet.cost import to_frame
-from gnet.earlyexit import ExitCurve, early_exits, exit_costs
-from gnet.evaldata import LabelledImages
-from gnet.evaldata import evaluation_set as gnet_evaluation_set
-from gnet.gradients import compare_variants
-from gnet.headlogits import HeadLogitSet, Progress
-from gnet.headlogits import head_logits as gnet_head_logits
-from gnet.headlogits import stored_logits
-from gnet.headstats import Disagreement, HeadComparison, compare_heads, disagreements
-from gnet.images import image_digest
-from gnet.indomain import InDomain
-from gnet.indomain import in_domain as gnet_in_domain
+from gnet.images import DISPLAY_SIDE, image_digest, preview
 from gnet.layers import HEADS
-from gnet.runs import RecordedRuns, load_runs
 from gnet.samples import Sample, sample_images
 from gnet.storage import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dashboard.tables import Bottleneck
+    from gnet.attributions import Attribution
+    from gnet.indomain import InDomain
+    from gnet.runs import RecordedRuns
+
+# torch, pandas, captum and the rest of gnet are imported inside the functions that use them, and
+# `gnet` loads its names lazily: the router imports this module before it draws anything, so the
+# navigation and the sidebar's image appear before torch has finished loading (seconds on a busy CPU).
 
 __all__ = [
     "AttributionRequest",
@@ -56,58 +54,106 @@ __all__ = [
     "bottleneck",
     "checkpoint_file",
     "cost_table",
-    "data_key",
     "decode_bytes",
     "decode_sample",
     "device_name",
-    "evaluation_set",
-    "exit_curve",
-    "gallery",
-    "head_comparison",
-    "head_logits",
     "head_summary",
     "in_domain",
     "live_comparison",
     "model",
-    "paper_comparison",
+    "table1",
     "recorded_runs",
     "samples",
+    "seconds_per_pass",
     "stages",
-    "thumbnails",
 ]
 
-_ATTRIBUTIONS_KEPT = 64  # attribution results kept in memory across sessions
+# Every cache here outlives a session and is shared by all of them, so each has a bound, set here
+# and nowhere else (README, "Bounded by design", lists them). Entries also expire after TTL_S
+# seconds, so an idle server gives its memory back.
+TTL_S = 3600
+MODELS_KEPT = 3  # loaded weights (ImageNet's GoogLeNet is ~50 MB on the device)
+DECODED_KEPT = 32  # decoded images, each at most DISPLAY_SIDE^2 x 3 bytes (3 MiB): 96 MiB at most
+ANALYSES_KEPT = 24  # one forward pass's activations: ~0.4 MB at 64 px, ~15 MB at 224 px
+TABLES_KEPT = 64  # small derived tables (head summaries, gradient tables, costs)
+ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
+UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
+ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
+
+
+_UPLOADS_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------- model and device
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the weights...")
-def model(weights: str, device: str) -> gnet.LoadedModel:
+@st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Loading the weights...")
+def model(weights: str, device: str, _label: str = "") -> gnet.LoadedModel:
     """The network for a weights source on a device, loaded once and shared.
 
-    Never downloads: a page must not hang on a network that may not be there. The error
-    tells the user where to put the ImageNet file (``gnet info --weights imagenet`` fetches it).
+    ``_label`` names an uploaded checkpoint as its user named it (messages never show the
+    server's temporary path); it is not part of the key, the file's hash-named path is. Never downloads: a page must not hang on a network that may not
+    be there. The error tells the user where to put the ImageNet file.
     """
-    return gnet.load(weights, device, download=False)
+    return gnet.load(weights, device, download=False, label=_label or None)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=MODELS_KEPT, ttl=TTL_S, show_spinner="Timing one forward and backward pass...")
+def seconds_per_pass(weights: str, device: str) -> float:
+    """One image's forward and backward through the loaded net, measured here (for attribution estimates)."""
+    import torch
+
+    from gnet.attributions import time_forward_backward
+
+    loaded = model(weights, device)
+    size = loaded.card.input_size
+    return time_forward_backward(loaded.net, torch.zeros(1, 3, size, size, device=loaded.device))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def device_name(device: str) -> str:
     """The device, described with its GPU's name when there is one."""
+    import torch
+
     return gnet.describe_device(torch.device(device))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Saving the checkpoint...")
-def checkpoint_file(file_id: str, _data: bytes) -> str:
-    """An uploaded checkpoint written to a temporary file named by its content's hash.
+@st.cache_resource(show_spinner=False)
+def upload_dir() -> Path:
+    """This server process's own folder for uploaded checkpoints: private (0700), removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="gnet-uploads-"))  # mkdtemp creates it readable by this user only
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
-    Other sessions (and other app processes) share the folder, so the file is written under a
-    unique name and renamed into place: the hash-named file is always complete, never half written.
+
+@st.cache_resource(max_entries=64, ttl=TTL_S, show_spinner=False)
+def _upload_digest(file_id: str, _data: bytes) -> str:
+    """The sha256 of an upload, once per upload (``file_id`` is a fresh UUID for every uploaded file)."""
+    return hashlib.sha256(_data).hexdigest()
+
+
+def checkpoint_file(file_id: str, data: bytes) -> str:
+    """An uploaded checkpoint as a file in :func:`upload_dir`, named by its content's hash.
+
+    The file is written whole or not at all (renamed into place), and the folder keeps at most
+    UPLOADS_MAX_BYTES: the least recently used uploads go first. A model loaded from a file stays
+    loaded after the file goes; the file is written again if that upload is chosen again.
     """
-    digest = hashlib.sha256(_data).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "gnet-checkpoints"
-    return str(atomic_write(folder / f"upload-{digest}.pt", _data))
+    folder = upload_dir()
+    path = folder / f"upload-{_upload_digest(file_id, data)[:16]}.pt"
+    with _UPLOADS_LOCK:
+        if path.exists():
+            path.touch()  # most recently used
+        else:
+            atomic_write(path, data)
+        files = sorted(folder.glob("upload-*.pt"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for old in files:
+            if total <= UPLOADS_MAX_BYTES or old == path:
+                continue
+            total -= old.stat().st_size
+            old.unlink(missing_ok=True)
+    return str(path)
 
 
 # ---------------------------------------------------------------- images
@@ -115,8 +161,16 @@ def checkpoint_file(file_id: str, _data: bytes) -> str:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    image: Image.Image
-    digest: str
+    """An image as the app keeps it: at most DISPLAY_SIDE pixels on its long side, never the original."""
+
+    image: Image.Image  # what the network and the views use
+    preview: Image.Image  # the sidebar's small copy, padded when extremely thin
+    digest: str  # of ``image``'s pixels: the cache key of its analyses
+    name: str
+
+    @classmethod
+    def of(cls, image: Image.Image, name: str) -> DecodedImage:
+        return cls(image, preview(image), image_digest(image), name)
 
 
 @st.cache_data(show_spinner=False)
@@ -125,42 +179,42 @@ def samples() -> list[Sample]:
     return sample_images()
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def decode_bytes(file_id: str, _data: bytes) -> DecodedImage:
-    """Uploaded or camera bytes -> RGB image and digest (raises gnet.ImageError).
+@st.cache_resource(max_entries=DECODED_KEPT, ttl=TTL_S, show_spinner="Decoding the image...")
+def decode_bytes(file_id: str, name: str, _data: bytes) -> DecodedImage:
+    """Uploaded or camera bytes -> a bounded RGB copy, its preview and digest (raises gnet.ImageError naming ``name``).
 
     Keyed by the upload's ``file_id`` (a fresh UUID per uploaded file or photo), so a rerun
-    does not hash the whole file again.
+    does not decode the file again. Only the copy of at most DISPLAY_SIDE pixels is kept.
     """
-    image = gnet.load_image(_data)
-    return DecodedImage(image, image_digest(image))
+    return DecodedImage.of(gnet.load_image(_data, max_side=DISPLAY_SIDE, name=name), name)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=DECODED_KEPT, ttl=TTL_S, show_spinner=False)
 def decode_sample(path: str) -> DecodedImage:
-    image = gnet.load_image(Path(path))
-    return DecodedImage(image, image_digest(image))
+    return DecodedImage.of(gnet.load_image(Path(path), max_side=DISPLAY_SIDE), Path(path).stem)
 
 
 # ---------------------------------------------------------------- one image
 
 
-@st.cache_resource(max_entries=32, show_spinner="Running the network on the image...")
+@st.cache_resource(max_entries=ANALYSES_KEPT, ttl=TTL_S, show_spinner="Running the network on the image...")
 def analysis(weights: str, device: str, digest: str, _image: Image.Image) -> gnet.Analysis:
     """Everything one forward pass reveals; shared read-only (never mutate it)."""
     return gnet.analyze(model(weights, device), _image, top=5)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
 def head_summary(weights: str, device: str, digest: str, _image: Image.Image) -> pd.DataFrame:
     """:func:`dashboard.tables.head_summary` of the cached analysis."""
+    from dashboard import tables
+
     return tables.head_summary(analysis(weights, device, digest, _image))
 
 
 # ---------------------------------------------------------------- the batch of samples
 
 
-@st.cache_data(max_entries=8, show_spinner="Classifying every sample image...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Classifying every sample image...")
 def batch_predictions(weights: str, device: str) -> pd.DataFrame:
     """Each sample's true label (when known) and each head's top-1 class and probability."""
     loaded = model(weights, device)
@@ -174,37 +228,45 @@ def batch_predictions(weights: str, device: str) -> pd.DataFrame:
             row[f"{head}_label"] = loaded.classes[int(p.argmax())]
             row[f"{head}_prob"] = float(p.max())
         rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- cost
 
 
-@st.cache_data(max_entries=16, show_spinner="Counting operations...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Counting operations...")
 def cost_table(weights: str, device: str, input_size: int) -> pd.DataFrame:
     """Per-layer cost (gnet.flops) as a table, in forward order (raises ValueError if too small)."""
+    from gnet.cost import to_frame
+
     frame = to_frame(gnet.flops(model(weights, device).net, input_size))
     frame["out_shape"] = frame["out_shape"].map(lambda s: " x ".join(map(str, s)))
     frame.insert(0, "depth", range(len(frame)))
     return frame
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def bottleneck(weights: str, device: str, input_size: int) -> tables.Bottleneck:
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
+def bottleneck(weights: str, device: str, input_size: int) -> Bottleneck:
     """:func:`dashboard.tables.bottleneck_cost` of inception3a in the loaded network, for one ``input_size`` px image."""
+    from dashboard import tables
+
     net = model(weights, device).net
     return tables.bottleneck_cost(gnet.flops(net, input_size), net.config.branch5x5_kernel)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def paper_comparison(weights: str, device: str, input_size: int) -> pd.DataFrame:
-    """The paper's Table 1 next to this net's computed values, with notes on differences."""
-    return gnet.paper_table(model(weights, device).net, input_size)
+@st.cache_data(show_spinner="Building the paper's and torchvision's layouts...")
+def table1() -> pd.DataFrame:
+    """The paper's Table 1 beside the paper's layout and torchvision's, both built by gnet at 224 px."""
+    return gnet.table1_comparison(224)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
 def stages(weights: str, device: str, input_size: int) -> pd.DataFrame:
     """:func:`dashboard.tables.stage_summary` of the loaded network's cost table."""
+    from dashboard import tables
+
     return tables.stage_summary(cost_table(weights, device, input_size))
 
 
@@ -217,10 +279,12 @@ def recorded_runs() -> RecordedRuns:
 
     Raises gnet.DatasetError naming the file when assets/runs is missing or corrupt.
     """
+    from gnet.runs import load_runs
+
     return load_runs()
 
 
-@st.cache_data(max_entries=64, show_spinner="Back-propagating through the nets on your image...")
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner="Back-propagating through the nets on your image...")
 def live_comparison(
     weights: str, device: str, digest: str, target: int | None, variant: str, _image: Image.Image
 ) -> pd.DataFrame:
@@ -231,6 +295,10 @@ def live_comparison(
     to the plot computes only it. ``target``: the true class, or None for each net's own
     prediction. The input is the cached preprocessed image, a batch of one.
     """
+    import torch
+
+    from gnet.gradients import compare_variants
+
     loaded = model(weights, device)
     x = analysis(weights, device, digest, _image).input.unsqueeze(0).to(loaded.device)
     y = None if target is None else torch.tensor([target], device=loaded.device)
@@ -284,7 +352,7 @@ class _AttributionStore:
 
 @st.cache_resource(show_spinner=False)
 def _attribution_store() -> _AttributionStore:
-    return _AttributionStore(_ATTRIBUTIONS_KEPT)
+    return _AttributionStore(ATTRIBUTIONS_KEPT)
 
 
 def attribution(
@@ -295,9 +363,12 @@ def attribution(
     request: AttributionRequest,
     *,
     compute: bool,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[float], bool | None] | None = None,
 ) -> Attribution | None:
-    """The attribution map for ``request``: from memory, or computed when ``compute`` is set."""
+    """The attribution map for ``request``: from memory, or computed when ``compute`` is set.
+
+    ``progress`` returning False stops Integrated Gradients (gnet.attributions.Stopped is raised).
+    """
     key = (weights, device, digest, request)
     store = _attribution_store()
     found = store.get(key)
@@ -308,6 +379,8 @@ def attribution(
     options = {}
     if request.method == "integrated_gradients":
         options = {"n_steps": request.n_steps, "nt_samples": request.nt_samples}
+    from gnet.attributions import attribute
+
     result = attribute(
         loaded,
         x,
@@ -323,87 +396,9 @@ def attribution(
     return result
 
 
-# ---------------------------------------------------------------- the heads over a whole set
-
-
-@st.cache_resource(max_entries=4, ttl=600, show_spinner="Reading the image set...")
-def evaluation_set(weights: str, device: str, folder: str | None) -> LabelledImages:
-    """:func:`gnet.evaldata.evaluation_set`: ``folder``, else the Fashion-MNIST test set or the samples.
-
-    Re-read after 10 minutes, so that a folder the user fixed is seen. Raises gnet.DatasetError.
-    """
-    return gnet_evaluation_set(model(weights, device), folder)
-
-
-def data_key(weights: str, device: str, folder: str | None) -> str:
-    """A digest of the set's :attr:`~gnet.evaldata.LabelledImages.key` (a folder's files, sizes and times):
-    with the weights, it names the results below, so a changed folder is never answered from an old one."""
-    key = json.dumps(evaluation_set(weights, device, folder).key, sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-class _NotStored(Exception):
-    """The logits must be computed: raised, not returned, because Streamlit caches return values only."""
-
-
-@st.cache_resource(max_entries=4, show_spinner="Reading the heads' logits...")
-def _stored_logits(weights: str, device: str, folder: str | None, key: str) -> HeadLogitSet:
-    found = stored_logits(model(weights, device), evaluation_set(weights, device, folder))
-    if found is None:
-        raise _NotStored
-    return found
-
-
-def head_logits(
-    weights: str, device: str, folder: str | None, key: str, progress: Progress | None = None
-) -> HeadLogitSet:
-    """The heads' logits over the set: kept in memory once read from the shipped file or the disk cache;
-    otherwise computed, reporting ``progress`` to a bar the page draws (a cached function cannot: see
-    :class:`_AttributionStore`), and written to the disk cache, where the next run finds them."""
-    try:
-        return _stored_logits(weights, device, folder, key)
-    except _NotStored:
-        return gnet_head_logits(model(weights, device), evaluation_set(weights, device, folder), progress=progress)
-
-
-@st.cache_data(max_entries=8, show_spinner="Comparing the heads...")
-def head_comparison(weights: str, device: str, key: str, _logits: HeadLogitSet) -> HeadComparison:
-    """:func:`gnet.headstats.compare_heads` of the set's logits (weights, device and data ``key`` are the key)."""
-    return compare_heads(_logits, model(weights, device).card.heads_trained)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def exit_curve(weights: str, device: str, key: str, _logits: HeadLogitSet) -> ExitCurve:
-    """:func:`gnet.earlyexit.early_exits` with the loaded net's costs at its input size."""
-    loaded = model(weights, device)
-    size = loaded.card.input_size
-    return early_exits(_logits, exit_costs(gnet.flops(loaded.net, size), size))
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def gallery(weights: str, device: str, key: str, _logits: HeadLogitSet, limit: int) -> list[Disagreement]:
-    """The ``limit`` largest disagreements between an aux head and main (:func:`gnet.headstats.disagreements`)."""
-    return disagreements(_logits, limit=limit)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def thumbnails(
-    weights: str, device: str, folder: str | None, key: str, indices: tuple[int, ...], size: int = 96
-) -> list[bytes]:
-    """Images ``indices`` of the set as PNGs of at most ``size`` px a side (small ones stay small; the page scales)."""
-    data = evaluation_set(weights, device, folder)
-    found = []
-    for index in indices:
-        picture = data.picture(index)
-        picture.thumbnail((size, size))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        found.append(buffer.getvalue())
-    return found
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
 def in_domain(weights: str, device: str, digest: str, _image: Image.Image) -> InDomain | None:
     """:func:`gnet.indomain.in_domain` of the cached analysis; None when the weights have no calibration data."""
-    loaded = model(weights, device)
-    return gnet_in_domain(loaded, analysis(weights, device, digest, _image))
+    from gnet.indomain import in_domain as score
+
+    return score(model(weights, device), analysis(weights, device, digest, _image))

@@ -72,6 +72,10 @@ class Keys:
     ATTR_STEPS = "attributions_ig_steps"
     ATTR_SAMPLES = "attributions_ig_samples"
     ATTR_RUN = "attributions_run"
+    ATTR_STOP = "attributions_stop"
+    ATTR_ACTIVE = "attributions_active"  # the id of the computation in progress; Stop (or any other run) removes it
+    ATTR_STOPPED = "attributions_stopped"  # set by Stop, shown once by the next run
+    URL_READ = "url_read"  # the query parameters this session has already taken a value from (dashboard.url)
     HEADS_FOLDER = "heads_folder"  # the image folder the Heads page compares the heads over ("" = the default set)
     HEADS_GALLERY = "heads_gallery"  # the disagreement gallery (a clickable component)
     PICKED = "picked_image"  # the dataset image clicked in the gallery (a PickedImage)
@@ -88,6 +92,7 @@ class Selection:
 
     weights: str  # a name in gnet.SOURCES or a checkpoint path
     device: str
+    weights_label: str = ""  # an uploaded checkpoint's own file name (weights is then a temporary path)
     image: Image.Image | None = None
     image_name: str = ""
     digest: str = ""
@@ -103,8 +108,9 @@ class Selection:
         return self.sample.true_label(classes) if self.sample is not None else None
 
     @property
-    def model_key(self) -> tuple[str, str]:
-        return self.weights, self.device
+    def model_key(self) -> tuple[str, str, str]:
+        """The arguments of resources.model for this selection."""
+        return self.weights, self.device, self.weights_label
 
 
 def default_weights() -> str:

@@ -7,12 +7,15 @@ caches the ones that are worth caching.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from gnet.layers import HEADS, Block, block_of
-from gnet.cost import CostRow
+
+if TYPE_CHECKING:
+    from gnet.cost import CostRow
 
 __all__ = [
     "Bottleneck",

@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_device": "device",
     "exclusive": "guard",
     "load_image": "images",
-    "SOURCES": "weights",
+    "SOURCES": "sources",
     "LoadedModel": "weights",
     "ModelCard": "weights",
     "load": "weights",
@@ -53,7 +53,8 @@ _EXPORTS: dict[str, str] = {
     "predict": "probe",
     "CostRow": "cost",
     "flops": "cost",
-    "paper_table": "cost",
+    "paper_table": "table1",
+    "table1_comparison": "table1",
     "totals": "cost",
     "GradientResult": "gradients",
     "compare_variants": "gradients",
@@ -98,7 +99,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         WeightsError,
         WeightsNotFoundError,
     )
-    from .cost import CostRow, flops, paper_table, totals
+    from .cost import CostRow, flops, totals
     from .earlyexit import early_exits, exit_costs
     from .evaldata import evaluation_set
     from .gradients import GradientResult, compare_variants, layer_gradients
@@ -111,5 +112,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .losses import AUX_WEIGHT, head_losses
     from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
     from .probe import Analysis, analyze, predict
+    from .table1 import paper_table, table1_comparison
     from .train import TrainConfig
-    from .weights import SOURCES, LoadedModel, ModelCard, load
+    from .sources import SOURCES
+    from .weights import LoadedModel, ModelCard, load

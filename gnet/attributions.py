@@ -18,6 +18,7 @@ threads) and removes every hook captum or a failing forward left behind.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,15 +37,30 @@ from .model import GoogLeNet
 from .weights import LoadedModel
 
 __all__ = [
+    "IG_MAX_SAMPLES",
+    "IG_MAX_STEPS",
+    "IG_MEMORY_BYTES",
     "METHODS",
     "Attribution",
+    "IGPlan",
+    "Stopped",
     "attribute",
     "branch_layer",
     "grad_cam",
+    "ig_internal_batch",
     "integrated_gradients",
+    "plan_integrated_gradients",
     "normalize_heatmap",
     "saliency",
+    "time_forward_backward",
 ]
+
+# Memory one batch of Integrated Gradients' path points may take: their activations and gradients.
+# All the steps of one noisy copy go through the net at once when they fit (fastest); a large
+# input splits them into internal batches.
+IG_MEMORY_BYTES = 1 << 30
+IG_MAX_STEPS = 64  # path points per noisy copy (captum's default is 50)
+IG_MAX_SAMPLES = 16  # noisy copies (SmoothGrad)
 
 METHODS: dict[str, str] = {
     "integrated_gradients": "Integrated Gradients + NoiseTunnel",
@@ -53,7 +69,91 @@ METHODS: dict[str, str] = {
 }
 _CLIP_PERCENTILE = 99.0  # a few extreme pixels would otherwise wash out the whole map
 
-Progress = Callable[[float], None]
+Progress = Callable[[float], "bool | None"]  # fraction done -> False to stop
+
+
+class Stopped(Exception):
+    """The caller's progress callback asked to stop; nothing was computed past that point."""
+
+
+@dataclass(frozen=True)
+class IGPlan:
+    """Integrated Gradients settings that fit a time budget, with the estimate they rest on."""
+
+    n_steps: int
+    nt_samples: int
+    seconds: float  # estimated time of the whole computation
+    requested: tuple[int, int]  # (n_steps, nt_samples) asked for
+    budget_s: float
+
+    @property
+    def clamped(self) -> bool:
+        return (self.n_steps, self.nt_samples) != self.requested
+
+    @property
+    def notice(self) -> str:
+        """One sentence for the user when the request was clamped ("" otherwise)."""
+        if not self.clamped:
+            return ""
+        steps, samples = self.requested
+        return (
+            f"{steps} steps x {samples} samples would take about {self.seconds_for(steps, samples):.0f} s here, over "
+            f"the {self.budget_s:.0f} s one request may take; running {self.n_steps} x {self.nt_samples} instead "
+            f"(about {self.seconds:.0f} s)."
+        )
+
+    def seconds_for(self, n_steps: int, nt_samples: int) -> float:
+        per_pass = self.seconds / (self.n_steps * self.nt_samples)
+        return per_pass * n_steps * nt_samples
+
+
+def plan_integrated_gradients(n_steps: int, nt_samples: int, seconds_per_pass: float, budget_s: float) -> IGPlan:
+    """Clamp (``n_steps``, ``nt_samples``) into the sliders' range and into ``budget_s`` seconds.
+
+    ``seconds_per_pass`` is one forward and backward of one image, measured on this machine
+    (:func:`time_forward_backward`). Samples are cut first (each one is a full path), then steps,
+    never below 4 steps and 1 sample.
+    """
+    steps = min(max(n_steps, 2), IG_MAX_STEPS)
+    samples = min(max(nt_samples, 1), IG_MAX_SAMPLES)
+    requested = (n_steps, nt_samples)
+    while samples > 1 and steps * samples * seconds_per_pass > budget_s:
+        samples -= 1
+    while steps > 4 and steps * samples * seconds_per_pass > budget_s:
+        steps -= 4 if steps > 8 else 1
+    return IGPlan(steps, samples, steps * samples * seconds_per_pass, requested, budget_s)
+
+
+def time_forward_backward(net: GoogLeNet, x: Tensor, *, batch: int = 8, repeats: int = 2) -> float:
+    """Seconds for one image's forward and backward through ``net``, timed on a batch of copies of ``x``.
+
+    The fastest of ``repeats`` timings, divided by ``batch``: what one of Integrated Gradients'
+    path points costs on this machine and device.
+    """
+    inputs = x.detach().expand(batch, *x.shape[1:]).clone().requires_grad_(True)
+    best = float("inf")
+    with _explaining(net):
+        for _ in range(repeats + 1):  # the first run warms caches and allocators up
+            start = time.perf_counter()
+            out = net(inputs).main
+            (grad,) = torch.autograd.grad(out[:, 0].sum(), inputs)
+            if grad.device.type == "cuda":
+                torch.cuda.synchronize(grad.device)
+            best = min(best, time.perf_counter() - start)
+    return best / batch
+
+
+def ig_internal_batch(net: GoogLeNet, x: Tensor, n_steps: int, budget_bytes: int = IG_MEMORY_BYTES) -> int:
+    """How many of the ``n_steps`` path points fit in ``budget_bytes`` at once (all of them when they fit).
+
+    An image's forward keeps every layer's output for the backward, and the backward makes a
+    gradient of the same size: about 2 x 4 bytes per activation, counted from :func:`gnet.cost.flops`.
+    """
+    from .cost import flops
+
+    activations = sum(math.prod(row.out_shape) for row in flops(net, int(x.shape[-1])))
+    per_image = 8 * activations
+    return max(1, min(n_steps, budget_bytes // per_image))
 
 
 @dataclass(frozen=True)
@@ -163,7 +263,7 @@ def integrated_gradients(
     n_steps: int = 16,
     nt_samples: int = 4,
     stdevs: float = 0.15,
-    internal_batch_size: int = 4,
+    internal_batch_size: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> np.ndarray:
@@ -174,11 +274,16 @@ def integrated_gradients(
     captum's ``NoiseTunnel`` runs one noisy copy at a time so ``progress`` can report each;
     their SmoothGrad average is the same estimator as one call with ``nt_samples``.
     ``internal_batch_size`` bounds how many of the ``n_steps`` path points go through the
-    net at once, hence memory. The noise is seeded, so equal calls give equal maps.
+    net at once, hence memory; None takes as many as :data:`IG_MEMORY_BYTES` allows
+    (:func:`ig_internal_batch`). The noise is seeded, so equal calls give equal maps.
+    ``progress`` returning False stops the computation between two noisy copies
+    (:class:`Stopped` is raised).
     """
     if nt_samples < 1 or n_steps < 2:
         raise ValueError("nt_samples must be >= 1 and n_steps >= 2")
     inputs = _input(x)
+    if internal_batch_size is None:
+        internal_batch_size = ig_internal_batch(net, inputs, n_steps)
     total = torch.zeros_like(inputs)
     with _explaining(net), seeded(seed, inputs.device):
         tunnel = NoiseTunnel(IntegratedGradients(_head_forward(net, head)))
@@ -192,8 +297,8 @@ def integrated_gradients(
                 n_steps=n_steps,
                 internal_batch_size=internal_batch_size,
             ).detach()
-            if progress is not None:
-                progress((i + 1) / nt_samples)
+            if progress is not None and progress((i + 1) / nt_samples) is False and i + 1 < nt_samples:
+                raise Stopped(f"stopped after {i + 1} of {nt_samples} noisy copies")
     return normalize_heatmap(total / nt_samples)
 
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .errors import CheckpointError, WeightsNotFoundError
-from .model import GoogLeNet, GoogLeNetConfig
+from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig
 from .storage import torch_save
 
 __all__ = [
+    "MAX_CLASSES",
     "TRAINING_FORMAT",
     "TRAINING_VERSION",
     "load_checkpoint",
@@ -36,29 +38,54 @@ TRAINING_VERSION = 1
 _MAX_LISTED = 8  # keys listed per problem in a mismatch error
 
 
-def read_checkpoint(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, every failure turned into a named error."""
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+_PICKLE_PROTO = b"\x80"  # the legacy format is a bare pickle, which starts with the PROTO opcode
+_FRAME_OPCODE = "Unsupported operand 149"  # pickle protocol 4's FRAME, which torch's safe loader rejects
+# Bounds a model config must respect before anything is allocated: a card is data from a stranger.
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841 classes; 100,000 is a 400 MB classifier
+_CONFIG_FIELDS = {f.name for f in fields(GoogLeNetConfig)}
+
+
+def _label(path: Path, label: str | None) -> str:
+    """How messages name the file: as the user named it (an upload's name), else its path."""
+    return repr(label) if label else repr(str(path))
+
+
+def read_checkpoint(path: Path, *, label: str | None = None) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure turned into a named error.
+
+    ``label`` is how messages name the file (an uploaded file's own name), default its path.
+    """
+    name = _label(path, label)
     if not path.exists():
-        raise WeightsNotFoundError(f"Checkpoint file {str(path)!r} does not exist: check the path.")
+        raise WeightsNotFoundError(f"Checkpoint file {name} does not exist: check the path.")
     if path.is_dir():
-        raise CheckpointError(f"{str(path)!r} is a folder, not a checkpoint file: pass the .pt/.pth file inside it.")
+        raise CheckpointError(f"{name} is a folder, not a checkpoint file: pass the .pt/.pth file inside it.")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTO)):
+        what = "an empty file" if not head else "neither the zip archive nor the pickle that torch.save writes"
+        raise CheckpointError(f"{name} is not a PyTorch checkpoint ({what}): pass a file saved with torch.save.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only" in str(e):
+        if "Unsupported global" in str(e):
             raise CheckpointError(
-                f"{str(path)!r} contains pickled Python objects, not just tensors, so it was not loaded "
+                f"{name} contains pickled Python objects, not just tensors, so it was not loaded "
                 "(it could run code): re-save it with torch.save(model.state_dict(), path)."
             ) from None
-        raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint ({e}).") from None
+        if _FRAME_OPCODE in str(e):
+            raise CheckpointError(
+                f"{name} was saved with pickle protocol 4 or later, which torch's safe loader cannot read: "
+                "re-save it with torch.save(model.state_dict(), path) and the default protocol."
+            ) from None
+        raise CheckpointError(f"{name} is damaged or was not written by torch.save: pass another file.") from None
     except Exception as e:  # torch.load raises anything from KeyError to RuntimeError on garbage input
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"{str(path)!r} is not a PyTorch checkpoint ({reason}): pass a file saved with torch.save."
-        ) from None
+        raise CheckpointError(f"{name} is not a PyTorch checkpoint ({reason}): pass a file saved with torch.save.") from None
 
 
-def _state_dict_of(obj: Any, path: Path) -> dict[str, Tensor]:
+def _state_dict_of(obj: Any, name: str) -> dict[str, Tensor]:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), Mapping):
@@ -66,19 +93,23 @@ def _state_dict_of(obj: Any, path: Path) -> dict[str, Tensor]:
                 break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(
-            f"{str(path)!r} holds no state dict of tensors: save it with torch.save(model.state_dict(), path)."
+            f"{name} holds no state dict of tensors: save it with torch.save(model.state_dict(), path)."
         )
     # Checkpoints saved from nn.DataParallel prefix every key with "module.".
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
-def _infer_config(sd: Mapping[str, Tensor], path: Path) -> GoogLeNetConfig:
+def _not_googlenet(sd: Mapping[str, Tensor], name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name} is not a GoogLeNet checkpoint: its first keys are {', '.join(list(sd)[:4])} "
+        "(a GoogLeNet state dict has conv1.conv.weight, inception3a.branch1.conv.weight, ..., fc.weight)."
+    )
+
+
+def _infer_config(sd: Mapping[str, Tensor], name: str) -> GoogLeNetConfig:
     """The variant a bare state dict was saved from, read off its keys and shapes."""
     if "fc.weight" not in sd or "conv1.conv.weight" not in sd:
-        raise CheckpointError(
-            f"{str(path)!r} is not a GoogLeNet checkpoint: it has no 'conv1.conv.weight' / 'fc.weight' "
-            f"(first keys: {', '.join(list(sd)[:4])})."
-        )
+        raise _not_googlenet(sd, name)
     k5 = sd.get("inception3a.branch3.1.conv.weight")
     return GoogLeNetConfig(
         num_classes=sd["fc.weight"].shape[0],
@@ -87,9 +118,43 @@ def _infer_config(sd: Mapping[str, Tensor], path: Path) -> GoogLeNetConfig:
     )
 
 
-def _check_keys(net: nn.Module, sd: Mapping[str, Tensor], path: Path) -> list[str]:
-    """Raise CheckpointError listing every key problem; return the missing aux-head keys allowed through."""
-    expected = net.state_dict()
+def _checked_config(raw: Any, sd: Mapping[str, Tensor], name: str) -> GoogLeNetConfig:
+    """A checkpoint's ``config`` entry, every field checked against bounds and the file's tensors."""
+    if "conv1.conv.weight" not in sd:
+        raise _not_googlenet(sd, name)
+    problem = None
+    if not isinstance(raw, Mapping):
+        problem = "it is not a mapping"
+    elif unknown := sorted(set(raw) - _CONFIG_FIELDS):
+        problem = f"unknown field {unknown[0]!r}"
+    if problem is None:
+        config = {**asdict(GoogLeNetConfig()), **raw}
+        rows = sd["fc.weight"].shape[0] if "fc.weight" in sd else None
+        n, p, p_aux = config["num_classes"], config["dropout"], config["dropout_aux"]
+        checks = [
+            (type(n) is int and 1 <= n <= MAX_CLASSES, f"num_classes {n!r} (an integer from 1 to {MAX_CLASSES:,})"),
+            (rows is None or n == rows, f"num_classes {n!r} while the file's fc layer has {rows} rows"),
+            (isinstance(config["batch_norm"], bool), f"batch_norm {config['batch_norm']!r}"),
+            (config["branch5x5_kernel"] in (3, 5), f"branch5x5_kernel {config['branch5x5_kernel']!r} (3 or 5)"),
+            (config["init"] in INIT_SCHEMES, f"init {config['init']!r}"),
+            (isinstance(config["transform_input"], bool), f"transform_input {config['transform_input']!r}"),
+            (p is None or (isinstance(p, (int, float)) and 0 <= p < 1), f"dropout {p!r}"),
+            (isinstance(p_aux, (int, float)) and 0 <= p_aux < 1, f"dropout_aux {p_aux!r}"),
+        ]
+        problem = next((message for ok, message in checks if not ok), None)
+    if problem is not None:
+        raise CheckpointError(f"{name} has a model config that cannot be used: {problem}.")
+    return GoogLeNetConfig(**config)
+
+
+def _check_keys(config: GoogLeNetConfig, sd: Mapping[str, Tensor], name: str) -> list[str]:
+    """Raise CheckpointError listing every key problem; return the missing aux-head keys allowed through.
+
+    The expected keys and shapes come from a net built on the meta device: nothing is allocated
+    until the file is known to fit.
+    """
+    with torch.device("meta"):
+        expected = GoogLeNet(config).state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     mismatched = [
@@ -104,26 +169,45 @@ def _check_keys(net: nn.Module, sd: Mapping[str, Tensor], path: Path) -> list[st
             more = f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
             problems.append(f"{len(keys)} {label}: {', '.join(keys[:_MAX_LISTED])}{more}")
     if problems:
-        raise CheckpointError(f"{str(path)!r} does not fit this GoogLeNet: " + "; ".join(problems) + ".")
+        raise CheckpointError(f"{name} does not fit this GoogLeNet: " + "; ".join(problems) + ".")
     return aux_missing
 
 
-def load_checkpoint(path: str | os.PathLike, *, config: GoogLeNetConfig | None = None) -> tuple[GoogLeNet, dict]:
+def _check_finite(sd: Mapping[str, Tensor], name: str) -> None:
+    for key, tensor in sd.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{name} has non-finite values (NaN or Inf) in {key}: the training diverged or the file is damaged, "
+                "so use another checkpoint."
+            )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    config: GoogLeNetConfig | None = None,
+    label: str | None = None,
+    check: Callable[[dict, GoogLeNetConfig], None] | None = None,
+) -> tuple[GoogLeNet, dict]:
     """Build the net a checkpoint file describes and load it (float16 files come back as float32).
 
-    Returns the net and the checkpoint's metadata (``card``, ``classes``, ``config`` when present).
+    Every check runs before the network is allocated: the file's ``config`` against bounds and
+    the file's own tensors, the keys and shapes, finite values, and ``check(meta, config)``
+    (the caller's checks of a model card). ``label`` names the file in messages. Returns the
+    net and the checkpoint's metadata (``card``, ``classes``, ``config`` when present).
     """
     path = Path(path).expanduser()
-    obj = read_checkpoint(path)
-    sd = _state_dict_of(obj, path)
+    name = _label(path, label)
+    obj = read_checkpoint(path, label=label)
+    sd = _state_dict_of(obj, name)
     meta = dict(obj) if isinstance(obj, Mapping) and "state_dict" in obj else {}
-    try:
-        if config is None:
-            config = GoogLeNetConfig(**meta["config"]) if isinstance(meta.get("config"), Mapping) else None
-        net = GoogLeNet(config or _infer_config(sd, path))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{str(path)!r} has a 'config' this version does not understand ({e}).") from None
-    aux_missing = _check_keys(net, sd, path)
+    if config is None:
+        config = _checked_config(meta["config"], sd, name) if "config" in meta else _infer_config(sd, name)
+    aux_missing = _check_keys(config, sd, name)
+    _check_finite(sd, name)
+    if check is not None:
+        check(meta, config)
+    net = GoogLeNet(config)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=not aux_missing)
     meta["aux_heads_missing"] = bool(aux_missing)
     return net, meta

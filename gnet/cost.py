@@ -1,4 +1,4 @@
-"""Analytic per-layer cost of a :class:`~gnet.model.GoogLeNet`, and the paper's Table 1 beside it.
+"""Analytic per-layer cost of a :class:`~gnet.model.GoogLeNet` (the paper's Table 1 beside it: :mod:`gnet.table1`).
 
 Shapes are derived from each layer's hyper-parameters while walking GoogLeNet's known
 topology; nothing is run and no hook is registered. Every layer becomes a :class:`CostRow`,
@@ -43,27 +43,18 @@ import pandas as pd
 from torch import nn
 
 from gnet.layers import BLOCKS, WEIGHT_LAYERS, Block
-from gnet.storage import ASSETS_DIR
 from gnet.model import ConvBlock, GoogLeNet, Inception, InceptionAux
 
 __all__ = [
     "KINDS",
-    "PAPER_CITATION",
-    "PAPER_TABLE_PATH",
     "CostRow",
     "UnsupportedModuleError",
     "flops",
     "layer_cost",
-    "paper_table",
     "to_frame",
     "totals",
 ]
 
-PAPER_CITATION = (
-    'Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1: '
-    "GoogLeNet incarnation of the Inception architecture."
-)
-PAPER_TABLE_PATH = ASSETS_DIR / "googlenet_table1.csv"
 KINDS: tuple[str, ...] = ("conv", "linear", "pool", "norm", "act", "dropout")
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
@@ -314,93 +305,3 @@ def totals(rows: list[CostRow]) -> dict[str, int]:
 def to_frame(rows: list[CostRow]) -> pd.DataFrame:
     """The rows as a DataFrame, one column per :class:`CostRow` field."""
     return pd.DataFrame([r.to_dict() for r in rows], columns=[f.name for f in fields(CostRow)])
-
-
-# ---------------------------------------------------------------- the paper's Table 1
-
-_PAPER_GROUPS = {"conv1": ("conv1.conv",), "conv2+conv3": ("conv2.conv", "conv3.conv"), "softmax": ("fc",)}
-_COSTED_TYPES = ("convolution", "inception", "linear")
-
-
-def _paper_size(shape: Shape) -> str:
-    """A shape written as the paper writes it: H x W x C (a vector is 1x1xF)."""
-    c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-    return f"{h}x{w}x{c}"
-
-
-def _weights(row: CostRow) -> int:
-    """Weights of a conv or linear row (no bias): its MACs per output position."""
-    return row.macs // _numel(row.out_shape[1:])
-
-
-def _rows_for(paper_type: str, paper_name: str, rows: list[CostRow]) -> list[CostRow]:
-    if paper_type == "inception":
-        return [r for r in rows if r.module == paper_name]
-    names = _PAPER_GROUPS.get(paper_name, (paper_name,))
-    return [r for r in rows if r.name in names]
-
-
-def _output(paper_type: str, group: list[CostRow]) -> Shape:
-    if paper_type != "inception":
-        return group[-1].out_shape
-    last = {r.branch: r.out_shape for r in group}  # each branch's final layer
-    return (sum(s[0] for s in last.values()), *group[-1].out_shape[1:])
-
-
-def _notes(net: GoogLeNet, input_size: int, paper_type: str, name: str) -> str:
-    """Why a computed value differs from the paper's, for the known reasons."""
-    notes = []
-    if name == "conv1":
-        notes.append(
-            "The paper's 2.7K params / 34M ops do not fit a 7x7x3x64 convolution (9.4K params, 118M MACs): "
-            "a known oddity of Table 1."
-        )
-    if paper_type == "inception" and net.config.branch5x5_kernel == 3:
-        notes.append(
-            "The '5x5' branch uses a 3x3 kernel, as torchvision does (pytorch/vision#906), "
-            "so params and ops are below the paper's."
-        )
-    if name == "maxpool4" and net.maxpool4.kernel_size != 3:
-        notes.append("Pools 2x2/2 as torchvision does; the paper pools 3x3/2.")
-    if name == "dropout" and net.dropout.p != 0.4:
-        notes.append(f"Drops {net.dropout.p:.0%} (torchvision's choice); the paper drops 40%.")
-    if name == "fc":
-        notes.append("The paper lists 1000K params / 1M ops for a 1024x1000 layer (1024K weights, 1.02M MACs).")
-        if net.config.num_classes != 1000:
-            notes.append(f"This net has {net.config.num_classes} classes; the paper's has 1000.")
-    if name == "softmax":
-        notes.append("The network returns logits; softmax is applied outside it.")
-    if paper_type in _COSTED_TYPES and input_size != 224:
-        notes.append(f"Computed at {input_size}x{input_size}; the paper's ops are for 224x224.")
-    return " ".join(notes)
-
-
-def paper_table(net: GoogLeNet, input_size: int = 224) -> pd.DataFrame:
-    """The paper's Table 1 row by row beside what ``net`` computes, with differences and notes.
-
-    Computed params count conv and linear weights only and computed ops are multiply-adds
-    (C_out x C_in x K_H x K_W x H_out x W_out), both as the paper counts; the auxiliary
-    heads are left out, as in the paper's table. ``*_diff`` is computed minus paper and
-    ``*_diff_pct`` that difference in percent of the paper's value. The citation is in
-    ``attrs["citation"]``.
-    """
-    table = pd.read_csv(PAPER_TABLE_PATH, comment="#")
-    rows = flops(net, input_size)
-    computed = []
-    for paper_type, name in zip(table["type"], table["name"]):
-        group = _rows_for(paper_type, name, rows)
-        costed = [r for r in group if r.kind in ("conv", "linear")] if paper_type in _COSTED_TYPES else []
-        computed.append(
-            {
-                "output_size_computed": _paper_size(_output(paper_type, group)),
-                "params_k_computed": sum(map(_weights, costed)) / 1e3 if costed else math.nan,
-                "ops_m_computed": sum(r.macs for r in costed) / 1e6 if costed else math.nan,
-                "note": _notes(net, input_size, paper_type, name),
-            }
-        )
-    out = pd.concat([table, pd.DataFrame(computed)], axis=1)
-    for col in ("params_k", "ops_m"):
-        out[f"{col}_diff"] = out[f"{col}_computed"] - out[col]
-        out[f"{col}_diff_pct"] = 100 * out[f"{col}_diff"] / out[col]
-    out.attrs["citation"] = PAPER_CITATION
-    return out

@@ -24,13 +24,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gnet.errors import ImageError
 
-__all__ = ["MAX_PIXELS", "SUPPORTED_EXTENSIONS", "image_digest", "load_image"]
+__all__ = ["DISPLAY_SIDE", "MAX_PIXELS", "SUPPORTED_EXTENSIONS", "image_digest", "load_image", "preview"]
 
 # 40 MP admits every common camera and phone photo (12-24 MP typical) and 8K UHD
 # frames (33 MP), while bounding the decoded RGB copy to ~120 MB. The network only
 # ever sees a 224x224 resize, so larger inputs buy nothing but memory. PIL's own
 # guard warns at ~89 MP and refuses at ~179 MP, too late for a shared server.
 MAX_PIXELS = 40_000_000
+
+# The long side of the copy a viewer keeps (load_image(..., max_side=DISPLAY_SIDE)): enough for any
+# view the dashboard draws and 4.6x the largest model input (224 px), 3 MiB as RGB whatever the upload.
+DISPLAY_SIDE = 1024
+# A preview is padded until its short side is at least this fraction of its long side, so that
+# a 3000 x 8 strip stays visible (and a viewer never computes a height of zero).
+_PREVIEW_MIN_ASPECT = 1 / 8
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 
@@ -49,7 +56,9 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 ImageSource = str | os.PathLike | bytes | bytearray | BinaryIO | Image.Image
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(
+    source: ImageSource, *, max_pixels: int = MAX_PIXELS, max_side: int | None = None, name: str | None = None
+) -> Image.Image:
     """Decode ``source`` into an upright 8-bit RGB image.
 
     ``source`` is a path, the encoded bytes, a binary file object (a Streamlit
@@ -58,23 +67,29 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
     transparent pixels are composited on white. Files opened here are closed before returning; a file object passed
     in is read but left open.
 
+    ``max_side`` bounds the result's long side (a viewer's copy, see :data:`DISPLAY_SIDE`): a
+    JPEG is then decoded at a reduced scale by the codec itself (PIL's ``draft``), so a 35
+    megapixel photo never exists at full size in memory. ``name`` is how error messages
+    name bytes or a file object (an upload's file name).
+
     Raises:
         ImageError: the source is missing, empty, not a decodable image in one of
             :data:`SUPPORTED_EXTENSIONS`, or has more than ``max_pixels`` pixels.
     """
+    label = f"'{name}'" if name else None
     if isinstance(source, Image.Image):
-        with _decode_errors_as_image_error("the image"):
-            return _decode(source, "the image", max_pixels)
+        with _decode_errors_as_image_error(label or "the image"):
+            return _decode(source, label or "the image", max_pixels, max_side)
     if isinstance(source, (bytes, bytearray)):
         if not source:
-            raise ImageError("The image data is empty (0 bytes); upload or choose an image file.")
-        return _open_and_decode(io.BytesIO(source), "the image data", max_pixels)
+            raise ImageError(f"{_capitalized(label or 'the image data')} is empty (0 bytes); upload or choose an image file.")
+        return _open_and_decode(io.BytesIO(source), label or "the image data", max_pixels, max_side)
     if isinstance(source, (str, os.PathLike)):
-        return _load_path(Path(source), max_pixels)
+        return _load_path(Path(source), max_pixels, max_side)
     if hasattr(source, "read"):
-        name = getattr(source, "name", None)
-        label = f"'{name}'" if isinstance(name, str) and name else "the image data"
-        return _open_and_decode(source, label, max_pixels)
+        own = getattr(source, "name", None)
+        label = label or (f"'{own}'" if isinstance(own, str) and own else "the image data")
+        return _open_and_decode(source, label, max_pixels, max_side)
     raise TypeError(f"load_image expects a path, bytes, a binary file or a PIL image, got {type(source).__name__}")
 
 
@@ -92,7 +107,24 @@ def image_digest(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def _load_path(path: Path, max_pixels: int) -> Image.Image:
+def preview(image: Image.Image, side: int = 320) -> Image.Image:
+    """A copy at most ``side`` pixels on its long side, padded with gray when it is extremely thin.
+
+    A 3000 x 8 strip becomes 320 x 40 (the strip in the middle of a gray band), which every
+    viewer can draw; the original proportions of ordinary photos are kept.
+    """
+    small = image.copy()
+    small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    w, h = small.size
+    short = max(1, round(max(w, h) * _PREVIEW_MIN_ASPECT))
+    if min(w, h) >= short:
+        return small
+    canvas = Image.new("RGB", (max(w, short), max(h, short)), (128, 128, 128))
+    canvas.paste(small, ((canvas.width - w) // 2, (canvas.height - h) // 2))
+    return canvas
+
+
+def _load_path(path: Path, max_pixels: int, max_side: int | None) -> Image.Image:
     """Open ``path`` ourselves so filesystem problems get their own messages."""
     label = f"'{path}'"
     try:
@@ -106,13 +138,13 @@ def _load_path(path: Path, max_pixels: int) -> Image.Image:
     with handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"Image file {label} is empty (0 bytes); choose another file.")
-        return _open_and_decode(handle, label, max_pixels)
+        return _open_and_decode(handle, label, max_pixels, max_side)
 
 
-def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
+def _open_and_decode(fp: BinaryIO, label: str, max_pixels: int, max_side: int | None) -> Image.Image:
     """Identify the format from the header alone, then decode."""
     with _decode_errors_as_image_error(label), Image.open(fp, formats=_PIL_FORMATS) as img:
-        return _decode(img, label, max_pixels)
+        return _decode(img, label, max_pixels, max_side)
 
 
 @contextmanager
@@ -136,8 +168,8 @@ def _decode_errors_as_image_error(label: str) -> Iterator[None]:
         ) from exc
 
 
-def _decode(img: Image.Image, label: str, max_pixels: int) -> Image.Image:
-    """Check the size, decode the first frame, apply EXIF orientation, convert to RGB."""
+def _decode(img: Image.Image, label: str, max_pixels: int, max_side: int | None = None) -> Image.Image:
+    """Check the size, decode the first frame, apply EXIF orientation, convert to RGB (bounded by ``max_side``)."""
     width, height = img.size
     # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse there too. (Turning the
     # warning into an error with warnings.catch_warnings would change process-wide state that
@@ -151,10 +183,15 @@ def _decode(img: Image.Image, label: str, max_pixels: int) -> Image.Image:
         )
     if width * height == 0:
         raise ImageError(f"{_capitalized(label)} has no pixels ({width}x{height}); choose another image.")
+    if max_side is not None and img.format == "JPEG":
+        img.draft("RGB", (max_side, max_side))  # the codec decodes at 1/2, 1/4 or 1/8 scale, never below max_side
     img.load()  # a freshly opened file is on its first frame: that is the frame we decode
     upright = ImageOps.exif_transpose(img)
     try:
-        return _to_rgb(upright)
+        rgb = _to_rgb(upright)
+        if max_side is not None and max(rgb.size) > max_side:
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return rgb
     except ValueError as exc:  # PIL has no conversion for a few rare modes
         raise ImageError(
             f"{_capitalized(label)} uses colour mode {img.mode!r}, which cannot be converted to RGB; "

@@ -27,6 +27,7 @@ __all__ = [
     "HEADS",
     "INCEPTION_MODULES",
     "INIT_SCHEMES",
+    "MAX_INPUT_SIZE",
     "MIN_INPUT_SIZE",
     "ConvBlock",
     "GoogLeNet",
@@ -44,6 +45,9 @@ INIT_SCHEMES: tuple[str, ...] = ("trunc_normal", "xavier", "kaiming")
 # Below ~15 px a pooling layer's output is empty; 32 px leaves inception5b a 1x1 map, as the
 # paper's 224 px leaves it 7x7 (an overall stride of 32).
 MIN_INPUT_SIZE = 32
+# The largest side a model card may ask for: 512 px already costs ~5x the paper's 224 px in every
+# activation, and one analysis of a 4096 px input would hold gigabytes on a shared server.
+MAX_INPUT_SIZE = 512
 # Below 47 px inception5b's map is 1x1 (stride-2 convolution and ceil-mode pools), so batch norm
 # in training mode sees one value per channel for a lone image; pinned by tests/gnet/test_model.py.
 SINGLE_IMAGE_MIN_SIZE = 47

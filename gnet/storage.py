@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "cache_dir",
     "file_sha256",
     "load_cached",
+    "prune_cache",
     "save_cached",
     "torch_save",
 ]
@@ -32,6 +34,8 @@ __all__ = [
 # What ships with gnet: bundled weights and their card, samples, recorded runs, the paper's Table 1.
 ASSETS_DIR = Path(os.environ.get("GNET_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
 CACHE_ENV = "GNET_CACHE_DIR"  # where the disk cache lives; default ~/.cache/gnet
+CACHE_MAX_ENV = "GNET_CACHE_MAX_MB"  # its bound; the least recently used files go beyond it
+CACHE_MAX_MB = 2048
 _CHUNK = 1 << 20
 
 
@@ -86,17 +90,39 @@ def load_cached(kind: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
     path = _cache_file(kind, key)
     if not path.is_file():
         return None
+    os.utime(path)  # recently used: pruned last (atime alone is unreliable on noatime mounts)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
 
 
 def save_cached(kind: str, key: Mapping[str, Any], arrays: Mapping[str, Any]) -> Path:
-    """Save numpy arrays under (``kind``, ``key``) in the disk cache, atomically."""
+    """Save numpy arrays under (``kind``, ``key``) in the disk cache, atomically, then keep the cache in its bound."""
     import numpy as np
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return atomic_write(_cache_file(kind, key), buffer.getvalue())
+    path = atomic_write(_cache_file(kind, key), buffer.getvalue())
+    prune_cache(keep=path)
+    return path
+
+
+def prune_cache(keep: Path | None = None) -> None:
+    """Delete the least recently used cache files until the cache holds at most ``$GNET_CACHE_MAX_MB`` (2048)."""
+    limit = int(float(os.environ.get(CACHE_MAX_ENV, CACHE_MAX_MB)) * (1 << 20))
+    files = []
+    for path in cache_dir().glob("*/*.npz"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # another process pruned it first
+            continue
+        files.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,8 +33,9 @@ from .checkpoint import load_checkpoint
 from .device import describe_device, resolve_device
 from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
-from .model import GoogLeNet, GoogLeNetConfig
+from .model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, GoogLeNet, GoogLeNetConfig
 from .preprocess import GrayscalePreprocess
+from .sources import SOURCES
 from .storage import ASSETS_DIR, file_sha256
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
 
 BUNDLED_WEIGHTS = ASSETS_DIR / "fashion_mnist_googlenet.pt"
 BUNDLED_CARD = ASSETS_DIR / "fashion_mnist_googlenet.json"
+_MAX_CLASS_NAME = 200  # characters in one class name of a model card
 OFFLINE_ENV = "GNET_OFFLINE"  # set to 1 to never try a download
 _IMAGENET = GoogLeNet_Weights.IMAGENET1K_V1
 
@@ -188,23 +191,33 @@ def _grayscale_transform(card: Mapping[str, Any]) -> GrayscalePreprocess:
     return GrayscalePreprocess(int(card["input_size"]), float(pre["mean"][0]), float(pre["std"][0]), invert=invert)
 
 
-def _check_card(card: Mapping[str, Any], num_classes: int, path: Path) -> None:
-    """Raise CheckpointError listing what makes a training card unusable with its net."""
-    problems = []
+def _check_card(card: Any, num_classes: int, name: str) -> None:
+    """Raise CheckpointError naming the first field that makes a model card unusable with its net.
+
+    Every field is checked against bounds before anything is allocated: a card is data from a
+    stranger, and a shared server would pay for an input size of 10^6 pixels on every analysis.
+    """
+    if not isinstance(card, Mapping):
+        raise CheckpointError(f"{name} has a model card that is not a mapping: re-export the checkpoint.")
     classes = card.get("classes")
+    size = card.get("input_size")
+    pre = card.get("preprocessing")
+    problems = []
     if not isinstance(classes, list) or len(classes) != num_classes:
         got = len(classes) if isinstance(classes, list) else "no"
         problems.append(f"{got} class names for a {num_classes}-class head")
-    size = card.get("input_size")
-    if not isinstance(size, int) or size < 32:
-        problems.append(f"input_size {size!r} (an integer >= 32 is needed)")
-    pre = card.get("preprocessing")
+    elif not all(isinstance(c, str) and 0 < len(c) <= _MAX_CLASS_NAME for c in classes):
+        problems.append(f"class names that are not short strings (1 to {_MAX_CLASS_NAME} characters)")
+    if type(size) is not int or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE:
+        problems.append(f"input_size {size!r} (an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} is needed)")
     for key in ("mean", "std"):
         values = pre.get(key) if isinstance(pre, Mapping) else None
-        if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
-            problems.append(f"no preprocessing {key}")
+        if not isinstance(values, list) or len(values) not in (1, 3):
+            problems.append(f"preprocessing {key} {values!r} (1 or 3 numbers)")
+        elif not all(isinstance(v, (int, float)) and math.isfinite(v) and (key == "mean" or v > 0) for v in values):
+            problems.append(f"preprocessing {key} {values!r} (finite numbers{', above 0' if key == 'std' else ''})")
     if problems:
-        raise CheckpointError(f"{str(path)!r} has a model card that does not fit its weights: {'; '.join(problems)}.")
+        raise CheckpointError(f"{name} has a model card that does not fit its weights: {problems[0]}.")
 
 
 def _card_from_training(card: Mapping[str, Any], source: str) -> ModelCard:
@@ -235,7 +248,7 @@ def _load_bundled() -> tuple[GoogLeNet, ModelCard, Callable]:
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"The bundled model card {BUNDLED_CARD} is unreadable ({e}): restore it from git.") from None
     net, _ = load_checkpoint(BUNDLED_WEIGHTS, config=config)
-    _check_card(card, config.num_classes, BUNDLED_CARD)
+    _check_card(card, config.num_classes, repr(str(BUNDLED_CARD)))
     return net, _card_from_training(card, f"bundled ({BUNDLED_WEIGHTS.name})"), _grayscale_transform(card)
 
 
@@ -252,29 +265,41 @@ def _load_random(seed: int = 0) -> tuple[GoogLeNet, ModelCard, Callable]:
     return googlenet(seed=seed), card, _IMAGENET.transforms()
 
 
-def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
-    net, meta = load_checkpoint(path)
+def _load_path(path: str, label: str | None = None) -> tuple[GoogLeNet, ModelCard, Callable]:
+    """A checkpoint file; ``label`` is how the user named it (an upload), for messages and the card."""
+    shown = label or path
+    name = repr(shown)
+
+    def check(meta: dict, config: GoogLeNetConfig) -> None:
+        if "card" in meta:
+            _check_card(meta["card"], config.num_classes, name)
+        classes = meta.get("classes")
+        if classes is not None and not (
+            isinstance(classes, list) and len(classes) == config.num_classes and all(isinstance(c, str) for c in classes)
+        ):
+            raise CheckpointError(f"{name} lists class names that do not fit its {config.num_classes}-class head.")
+
+    net, meta = load_checkpoint(path, label=label, check=check)
     n = net.config.num_classes
     card = meta.get("card")
     if isinstance(card, Mapping):
-        _check_card(card, n, Path(path))
-        model_card = _card_from_training(card, f"file {path}")
+        model_card = _card_from_training(card, f"file {shown}")
         if meta["aux_heads_missing"]:
             model_card = replace(model_card, heads_trained={**model_card.heads_trained, "aux1": False, "aux2": False})
         return net, model_card, _grayscale_transform(card)
     if n == 1000:
         # A bare 1000-class state dict is taken to be torchvision's ImageNet layout.
         net.config = replace(net.config, transform_input=True)
-        base = _imagenet_card(f"file {path}")
+        base = _imagenet_card(f"file {shown}")
         trained = {"main": True, "aux1": not meta["aux_heads_missing"], "aux2": not meta["aux_heads_missing"]}
-        return net, replace(base, name=f"GoogLeNet from {Path(path).name}", heads_trained=trained, accuracy={}), (
+        return net, replace(base, name=f"GoogLeNet from {Path(shown).name}", heads_trained=trained, accuracy={}), (
             _IMAGENET.transforms()
         )
     classes = list(meta.get("classes") or [f"class {i}" for i in range(n)])
     t = _IMAGENET.transforms()
     card = ModelCard(
-        name=f"GoogLeNet from {Path(path).name}",
-        source=f"file {path}",
+        name=f"GoogLeNet from {Path(shown).name}",
+        source=f"file {shown}",
         classes=classes,
         input_size=224,
         normalization={"mean": list(t.mean), "std": list(t.std)},
@@ -284,14 +309,6 @@ def _load_path(path: str) -> tuple[GoogLeNet, ModelCard, Callable]:
     return net, card, t
 
 
-SOURCES: dict[str, str] = {
-    "auto": "ImageNet weights if already in the torch hub cache, else the bundled Fashion-MNIST net",
-    "bundled": "GoogLeNet trained here on Fashion-MNIST, all three heads trained (ships in assets/)",
-    "imagenet": "torchvision's ImageNet-1K weights (auxiliary heads NOT trained)",
-    "random": "untrained, seeded initialisation",
-}
-
-
 def resolve_source(weights: str) -> str:
     """``auto`` -> the concrete source it stands for; other names and paths unchanged."""
     if weights == "auto":
@@ -299,8 +316,13 @@ def resolve_source(weights: str) -> str:
     return weights
 
 
-def load(weights: str = "auto", device: str | torch.device | None = None, *, download: bool = True) -> LoadedModel:
-    """Load a weights source (a name in :data:`SOURCES` or a checkpoint path) onto a device, in eval mode."""
+def load(
+    weights: str = "auto", device: str | torch.device | None = None, *, download: bool = True, label: str | None = None
+) -> LoadedModel:
+    """Load a weights source (a name in :data:`SOURCES` or a checkpoint path) onto a device, in eval mode.
+
+    ``label`` is how messages and the card name a checkpoint file (an upload's own name) instead of its path.
+    """
     dev = resolve_device(device)
     source = resolve_source(str(weights))
     if source == "imagenet":
@@ -313,7 +335,7 @@ def load(weights: str = "auto", device: str | torch.device | None = None, *, dow
         net, card, transform = _load_random()
         files = ()
     elif Path(source).expanduser().suffix or os.sep in source or Path(source).expanduser().exists():
-        net, card, transform = _load_path(source)
+        net, card, transform = _load_path(source, label)
         files = (Path(source).expanduser(),)
     else:
         raise WeightsError(f"Unknown weights {weights!r}: use one of {', '.join(SOURCES)} or a checkpoint file path.")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources
+from dashboard import charts, resources, url
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
-from gnet.attributions import METHODS, Attribution
+from gnet.attributions import IG_MAX_SAMPLES, IG_MAX_STEPS, METHODS, Attribution, Stopped, plan_integrated_gradients
 from gnet.layers import BRANCHES, modules_read_by
 
 __all__ = ["render"]
@@ -31,9 +33,16 @@ def render(sel: Selection) -> None:
     st.caption("What the chosen head's class depends on, drawn over the image the network saw (captum).")
     loaded, result = need_analysis(sel)
     domain_banner(sel, loaded)
-    requests = _controls(loaded, result)
+    requests = _controls(sel, loaded, result)
     run = st.button("Compute", type="primary", key=Keys.ATTR_RUN, icon=":material/play_arrow:")
-    found = [item for request in requests if (item := _result(sel, request, run)) is not None]
+    if not run:
+        st.session_state.pop(Keys.ATTR_ACTIVE, None)  # a computation lasts only as long as the run that started it
+    if st.session_state.pop(Keys.ATTR_STOPPED, False):
+        st.info("Stopped. Nothing was kept from the interrupted computation.")
+    try:
+        found = [item for request in requests if (item := _result(sel, request, run)) is not None]
+    except Stopped:
+        return
     if not found:
         st.info("Press **Compute** to run the selected methods. Results are kept, so coming back costs nothing.")
         return
@@ -53,33 +62,55 @@ def render(sel: Selection) -> None:
             download_csv(pd.DataFrame(np.round(item.heatmap, 4)), f"{METHODS[item.method]} map (CSV)", f"{item.method}.csv")
 
 
+def _stop() -> None:
+    st.session_state.pop(Keys.ATTR_ACTIVE, None)
+    st.session_state[Keys.ATTR_STOPPED] = True
+
+
 def _result(sel: Selection, request: AttributionRequest, run: bool) -> Attribution | None:
-    """The kept result for ``request``; computed, with a progress bar, when ``run`` is set."""
+    """The kept result for ``request``; computed, with a progress bar and a Stop button, when ``run`` is set."""
     if not run:
         return resources.attribution(sel.weights, sel.device, sel.digest, sel.image, request, compute=False)
     name = METHODS[request.method]
+    run_id = uuid.uuid4().hex
+    st.session_state[Keys.ATTR_ACTIVE] = run_id
     bar = st.progress(0.0, text=f"{name}...")
+    stop = st.empty()
+    if request.method == "integrated_gradients":
+        stop.button("Stop", key=f"{Keys.ATTR_STOP}-{run_id}", on_click=_stop, icon=":material/stop:",
+                    help="Stops after the noisy copy in progress.")
+
+    def progress(done: float) -> bool:
+        bar.progress(done, text=f"{name}: {done:.0%}")
+        return st.session_state.get(Keys.ATTR_ACTIVE) == run_id
+
     try:
         return resources.attribution(
-            sel.weights, sel.device, sel.digest, sel.image, request, compute=True,
-            progress=lambda done: bar.progress(done, text=f"{name}: {done:.0%}"),
+            sel.weights, sel.device, sel.digest, sel.image, request, compute=True, progress=progress
         )
     finally:
         bar.empty()
+        stop.empty()
 
 
-def _controls(loaded, result) -> list[AttributionRequest]:
+def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
     classes = loaded.classes
     left, middle, right = st.columns(3)
-    methods = left.multiselect(
-        "Methods", list(METHODS), default=["saliency", "grad_cam"], format_func=METHODS.get, key=Keys.ATTR_METHODS
-    )
-    head = middle.selectbox("Head", list(result.heads), key=Keys.ATTR_HEAD)
+    url.restore(url.METHOD, Keys.ATTR_METHODS, ["saliency", "grad_cam"], lambda ms: set(ms) <= set(METHODS),
+                parse=lambda text: text.split(","), what=f"list of methods ({', '.join(METHODS)})")
+    methods = left.multiselect("Methods", list(METHODS), format_func=METHODS.get, key=Keys.ATTR_METHODS)
+    url.publish(url.METHOD, ",".join(methods) or None)
+    heads = list(result.heads)
+    url.restore(url.HEAD, Keys.ATTR_HEAD, heads[0], heads.__contains__, what="head (main, aux1 or aux2)")
+    head = middle.selectbox("Head", heads, key=Keys.ATTR_HEAD)
+    url.publish(url.HEAD, head)
+    url.restore(url.CLASS, f"{Keys.ATTR_TARGET}-{head}", result.heads[head].top[0].index,
+                lambda i: 0 <= i < len(classes), parse=classes.index, what="class of these weights")
     target = right.selectbox(
-        "Target class", range(len(classes)), index=result.heads[head].top[0].index,
-        format_func=lambda i: classes[i], key=f"{Keys.ATTR_TARGET}-{head}",
+        "Target class", range(len(classes)), format_func=lambda i: classes[i], key=f"{Keys.ATTR_TARGET}-{head}",
         help="Starts on the chosen head's top-1 class.",
     )
+    url.publish(url.CLASS, classes[target])
     module = branch = ""
     if "grad_cam" in methods:
         readable = modules_read_by(head)
@@ -87,20 +118,32 @@ def _controls(loaded, result) -> list[AttributionRequest]:
         # at the bundled net's 64 px) says little about where in the image the evidence is.
         sharp = [i for i, name in enumerate(readable) if result.modules[name].output_shape[1] >= 4]
         a, b = st.columns(2)
+        module_key = f"{Keys.ATTR_MODULE}-{head}"
+        url.restore(url.MODULE, module_key, readable[sharp[-1] if sharp else -1], readable.__contains__,
+                    what=f"module that {head} reads (inception3a to {readable[-1]})")
         module = a.selectbox(
-            "Grad-CAM module", readable, index=sharp[-1] if sharp else len(readable) - 1,
-            key=f"{Keys.ATTR_MODULE}-{head}",
+            "Grad-CAM module", readable, key=module_key,
             help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of 4x4 or more.",
         )
-        branch = b.selectbox("Grad-CAM branch", list(BRANCHES), index=1, key=Keys.ATTR_BRANCH)
+        url.publish(url.MODULE, module)
+        url.restore(url.BRANCH, Keys.ATTR_BRANCH, "3x3", BRANCHES.__contains__, what="branch")
+        branch = b.selectbox("Grad-CAM branch", list(BRANCHES), key=Keys.ATTR_BRANCH)
+        url.publish(url.BRANCH, branch)
     n_steps = nt_samples = 0
     if "integrated_gradients" in methods:
         a, b = st.columns(2)
-        n_steps = a.slider("IG steps along the path", 4, 64, 16, step=4, key=Keys.ATTR_STEPS)
-        nt_samples = b.slider("NoiseTunnel samples", 1, 16, 4, key=Keys.ATTR_SAMPLES)
+        asked_steps = a.slider("IG steps along the path", 4, IG_MAX_STEPS, 16, step=4, key=Keys.ATTR_STEPS)
+        asked_samples = b.slider("NoiseTunnel samples", 1, IG_MAX_SAMPLES, 4, key=Keys.ATTR_SAMPLES)
+        per_pass = resources.seconds_per_pass(sel.weights, sel.device)
+        plan = plan_integrated_gradients(asked_steps, asked_samples, per_pass, resources.ATTRIBUTION_BUDGET_S)
+        if plan.clamped:
+            st.warning(plan.notice, icon="⏱️")
+        n_steps, nt_samples = plan.n_steps, plan.nt_samples
         st.caption(
-            f"Integrated Gradients runs {n_steps * nt_samples} forward and backward passes, a few at a time to "
-            "bound memory: tens of seconds on a CPU."
+            f"Integrated Gradients runs {n_steps * nt_samples} forward and backward passes, as many at once as "
+            f"memory allows: about {plan.seconds:.0f} s here (one pass measured at {per_pass * 1e3:.0f} ms on "
+            f"{resources.device_name(sel.device)}). One request may take up to "
+            f"{resources.ATTRIBUTION_BUDGET_S:.0f} s; Stop ends it early."
         )
     return [
         AttributionRequest(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, tables
+from dashboard import charts, tables, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_analysis
 
@@ -19,9 +19,11 @@ def render(sel: Selection) -> None:
     )
     _, result = need_analysis(sel)
     names = list(result.modules)
+    url.restore(url.MODULE, Keys.BRANCH_MODULE, names[0], names.__contains__, what="module (inception3a to 5b)")
     module_name = st.selectbox(
-        "Module", names, index=0, key=Keys.BRANCH_MODULE, format_func=lambda n: f"{n} ({_shape(result.modules[n])})"
+        "Module", names, key=Keys.BRANCH_MODULE, format_func=lambda n: f"{n} ({_shape(result.modules[n])})"
     )
+    url.publish(url.MODULE, module_name)
     module = result.modules[module_name]
     cells = st.columns(2)
     for i, (branch, stats) in enumerate(module.branches.items()):
@@ -67,14 +69,21 @@ def _focus(result, module_name: str) -> None:
     module = result.modules[module_name]
     left, right = st.columns([1, 3])
     with left:
-        branch = st.selectbox("Branch", list(module.branches), key=Keys.BRANCH_FOCUS)
+        branches = list(module.branches)
+        url.restore(url.BRANCH, Keys.BRANCH_FOCUS, branches[0], branches.__contains__, what="branch")
+        branch = st.selectbox("Branch", branches, key=Keys.BRANCH_FOCUS)
+        url.publish(url.BRANCH, branch)
         stats = module.branches[branch]
         others = [c for c in range(stats.channels) if c not in stats.top_channels]
+        channel_key = f"{Keys.BRANCH_CHANNEL}-{module_name}-{branch}"
+        url.restore(url.CHANNEL, channel_key, stats.top_channels[0], lambda c: 0 <= c < stats.channels, parse=int,
+                    what=f"channel of {module_name}.{branch} (0 to {stats.channels - 1})")
         channel = st.selectbox(
             "Channel (most active first)", stats.top_channels + others,
-            key=f"{Keys.BRANCH_CHANNEL}-{module_name}-{branch}",
+            key=channel_key,
             help="Pick any of the branch's channels; the first ones are its most active.",
         )
+        url.publish(url.CHANNEL, channel)
     activation = stats.activation[channel].numpy()
     with right:
         big, over = st.columns(2)

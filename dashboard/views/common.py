@@ -1,31 +1,61 @@
-"""Drawing helpers every page shares: getting the model and analysis or saying why not, downloads."""
+"""Drawing helpers every page shares: the error boundary, getting the model and analysis or saying why not, downloads."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 import gnet
 from dashboard import resources
 from dashboard.state import Keys, Selection, show_sample
-from gnet.indomain import NO_SCORE, THRESHOLD_PERCENTILE
+
+if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotly or torch is loaded
+    import pandas as pd
+    import plotly.graph_objects as go
 
 __all__ = [
     "chart",
     "domain_banner",
     "download_csv",
     "download_json",
+    "error_boundary",
     "need_analysis",
     "need_model",
     "try_analysis",
     "untrained_warning",
 ]
 
+_LOG = logging.getLogger("gnet.dashboard")
 _PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+@contextmanager
+def error_boundary(where: str) -> Iterator[None]:
+    """Turn an exception escaping ``where`` (the sidebar, a page) into one short ``st.error``.
+
+    A user's mistake (:class:`gnet.GNetError`) shows its own sentence. Anything else is a bug:
+    the user gets a reference to report, the server log gets the traceback under that
+    reference, and the rest of the app keeps working. Streamlit's own control flow
+    (``st.stop``, ``st.rerun``, page switches) derives from BaseException and passes through.
+    """
+    try:
+        yield
+    except gnet.GNetError as e:
+        st.error(str(e))
+    except Exception:
+        reference = uuid.uuid4().hex[:8]
+        _LOG.exception("unexpected error in %s (reference %s)", where, reference)
+        st.error(
+            f"Something went wrong in {where} (reference {reference}): the rest of the app still works, so pick "
+            "another page or image. If it happens again, report the reference; the details are in the server log.",
+            icon="🐞",
+        )
 
 
 def need_model(sel: Selection) -> gnet.LoadedModel:
@@ -70,6 +100,8 @@ def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
     The score is :func:`gnet.indomain.in_domain`; weights without calibration data get a
     caption saying so, never an invented score.
     """
+    from gnet.indomain import NO_SCORE, THRESHOLD_PERCENTILE  # torch-heavy: imported where used, as above
+
     found = resources.in_domain(sel.weights, sel.device, sel.digest, sel.image)
     if found is None:
         st.caption(f":material/help: {NO_SCORE}")

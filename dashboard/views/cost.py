@@ -5,15 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources
+from dashboard import charts, resources, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_model
+from gnet.table1 import TOLERANCE_PCT
 
 __all__ = ["render"]
 
 _SIZES = (64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512)
 _METRICS = {"flops": "FLOPs (2 per multiply-add)", "macs": "multiply-adds", "params": "parameters"}
-_DIFF_MARK = 1.0  # percent: a computed value further than this from the paper's is highlighted
 
 
 def render(sel: Selection) -> None:
@@ -25,9 +25,10 @@ def render(sel: Selection) -> None:
     loaded = need_model(sel)
     sizes = sorted({*_SIZES, loaded.card.input_size})
     left, right = st.columns([3, 2])
-    size = left.select_slider(
-        "Input size (pixels per side)", sizes, value=loaded.card.input_size, key=Keys.COST_SIZE
-    )
+    url.restore(url.SIZE, Keys.COST_SIZE, loaded.card.input_size, sizes.__contains__, parse=int,
+                what=f"input size ({', '.join(map(str, sizes))})")
+    size = left.select_slider("Input size (pixels per side)", sizes, key=Keys.COST_SIZE)
+    url.publish(url.SIZE, size)
     metric = right.radio("Measure", list(_METRICS), format_func=_METRICS.get, horizontal=True, key=Keys.COST_METRIC)
     try:
         rows = resources.cost_table(sel.weights, sel.device, int(size))
@@ -49,7 +50,7 @@ def render(sel: Selection) -> None:
     st.caption("Click a column header to sort.")
     st.dataframe(rows, hide_index=True, height=320)
     download_csv(rows, "Per-layer cost (CSV)", f"googlenet_cost_{size}px.csv")
-    _paper(sel, int(size), loaded.net.config.branch5x5_kernel)
+    _paper()
 
 
 def _totals(rows: pd.DataFrame) -> None:
@@ -60,66 +61,80 @@ def _totals(rows: pd.DataFrame) -> None:
     d.metric("layers", f"{len(rows)}")
 
 
-def _paper(sel: Selection, size: int, kernel5x5: int) -> None:
+def _paper() -> None:
     st.subheader("The paper's Table 1, side by side")
-    table = resources.paper_comparison(sel.weights, sel.device, size)
-    st.caption(table.attrs.get("citation", ""))
+    table = resources.table1()
+    st.caption(
+        f"{table.attrs.get('citation', '')} Beside it, two networks built by gnet at 224 x 224 with 1000 classes: "
+        "the paper's layout (real 5x5 branches, no batch norm, LRN) and torchvision's (a 3x3 '5x5' branch, batch "
+        "norm). This compares architectures; the loaded network's own cost is in the sections above."
+    )
     st.dataframe(
         _side_by_side(table).style.apply(_mark_differences, axis=1),
         hide_index=True,
         height=36 * (len(table) + 1) + 4,  # every row visible
         column_config={
-            "params_k": st.column_config.NumberColumn("params K, paper", format="%.1f"),
-            "params_k_computed": st.column_config.NumberColumn("params K, here", format="%.1f"),
-            "params_k_diff_pct": st.column_config.NumberColumn("params diff", format="%+.1f%%"),
-            "ops_m": st.column_config.NumberColumn("ops M, paper", format="%.0f"),
-            "ops_m_computed": st.column_config.NumberColumn("ops M, here", format="%.1f"),
-            "ops_m_diff_pct": st.column_config.NumberColumn("ops diff", format="%+.1f%%"),
-            "note": st.column_config.TextColumn("why it differs", width="large"),
+            **{header: st.column_config.TextColumn(header, width="small") for header in _COLUMNS.values()},
+            "why it differs": st.column_config.TextColumn(width="large"),
         },
     )
     st.caption(
-        f"Rows highlighted differ from the paper by more than {_DIFF_MARK:.0f}% or in output size. Params count "
-        "conv and linear weights, ops count multiply-adds, as the paper does; auxiliary heads are left out, as in "
-        "the paper's table."
+        f"Params count conv and linear weights, ops count multiply-adds, as the paper does; auxiliary heads are "
+        f"left out, as in the paper's table; {_EMPTY} = not applicable. Highlighted: a difference of more than "
+        f"{TOLERANCE_PCT:.0f}% from Table 1 in the paper's layout. Every Inception module of the paper's layout is "
+        f"within {TOLERANCE_PCT:.0f}% of Table 1 except where Table 1 disagrees with the widths in its own row: "
+        "the paper's layout built here has exactly the widths Table 1 lists (#1x1, #3x3 reduce, ...), and the note "
+        "gives what those widths imply."
     )
     chart(
         charts.paper_vs_computed(table),
-        "Multiply-adds per Table 1 row: the paper's figure (grey) next to this network's. conv1 is the paper's "
-        "known oddity; the Inception rows sit lower when the '5x5' branch is really 3x3 (torchvision's layout).",
+        "Multiply-adds per Table 1 row. The paper's layout (blue) matches Table 1 (grey) except at conv1, the "
+        "table's known oddity; torchvision's layout (orange) is lower in every Inception module because its "
+        "'5x5' branch is really 3x3.",
     )
-    kernel_note = (
-        "this network, like torchvision's GoogLeNet, builds the '5x5' branch with a 3x3 kernel "
-        "(pytorch/vision#906), so those branches cost less than in the paper"
-        if kernel5x5 == 3
-        else "this network uses real 5x5 kernels, as the paper does (torchvision uses 3x3, pytorch/vision#906)"
+    st.markdown(
+        "- **conv1**: Table 1 lists 2.7K parameters and 34M ops, which no 7x7 convolution from 3 to 64 channels "
+        "fits (9.4K weights, 118M multiply-adds at 224 px); the table itself is the odd one out.\n"
+        "- **'5x5' branches**: torchvision builds them with a 3x3 kernel (pytorch/vision#906), so its Inception "
+        "modules cost less than the paper's.\n"
+        "- **The loaded network** may differ again: another input size (ops scale with the number of pixels) or "
+        "another number of classes (only the classifier changes)."
     )
-    notes = [
-        "**conv1**: the paper lists 2.7K parameters and 34M ops, which no 7x7 convolution from 3 to 64 channels "
-        "fits (9.4K weights, 118M multiply-adds at 224 px); the table itself is the odd one out.",
-        f"**'5x5' branches**: {kernel_note}.",
-        "**Input size**: the paper's ops are for 224 x 224; at another size every spatial layer scales with the "
-        "number of pixels while the parameters stay the same.",
-    ]
-    st.markdown("\n".join(f"- {n}" for n in notes))
-    download_csv(table, "Table 1 comparison (CSV)", f"googlenet_table1_vs_computed_{size}px.csv")
+    download_csv(table, "Table 1 comparison (CSV)", "googlenet_table1_comparison.csv")
+
+
+_EMPTY = "–"
+_COLUMNS = {  # table1_comparison column -> shown header
+    "name": "layer",
+    "output_size": "output (H x W x C)",
+    "params_k": "params K, Table 1",
+    "params_k_paper_layout": "params K, paper's layout",
+    "params_k_paper_layout_diff_pct": "params diff",
+    "params_k_torchvision": "params K, torchvision",
+    "ops_m": "ops M, Table 1",
+    "ops_m_paper_layout": "ops M, paper's layout",
+    "ops_m_paper_layout_diff_pct": "ops diff",
+    "ops_m_torchvision": "ops M, torchvision",
+    "note": "why it differs",
+}
 
 
 def _side_by_side(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 1's rows with the computed values beside the paper's; one output column, marked if it differs."""
-    output = table["output_size_computed"].where(
-        table["output_size"].isna() | (table["output_size"] == table["output_size_computed"]),
-        table["output_size_computed"] + " (paper: " + table["output_size"].astype(str) + ")",
-    )
-    shown = table[
-        ["name", "params_k", "params_k_computed", "params_k_diff_pct", "ops_m", "ops_m_computed", "ops_m_diff_pct", "note"]
-    ].copy()
-    shown.insert(1, "output (H x W x C)", output)
-    return shown
+    """The comparison as text: numbers formatted, and an en dash where a value does not apply.
+
+    Text because st.dataframe writes a missing number as "None", which reads as a bug.
+    """
+    shown = table[list(_COLUMNS)].copy()
+    for column in _COLUMNS:
+        if column.endswith("_diff_pct"):
+            shown[column] = shown[column].map(lambda v: _EMPTY if pd.isna(v) else f"{v:+.1f}%")
+        elif column.startswith(("params", "ops")):
+            shown[column] = shown[column].map(lambda v: _EMPTY if pd.isna(v) else f"{v:,.1f}")
+    shown["note"] = shown["note"].replace("", _EMPTY)
+    return shown.rename(columns=_COLUMNS)
 
 
 def _mark_differences(row: pd.Series) -> list[str]:
-    diffs = [abs(row[c]) for c in ("params_k_diff_pct", "ops_m_diff_pct") if pd.notna(row[c])]
-    size_differs = "paper:" in str(row["output (H x W x C)"])
-    style = "background-color: #fff3cd" if size_differs or any(d > _DIFF_MARK for d in diffs) else ""
+    diffs = [abs(float(row[c].rstrip("%"))) for c in ("params diff", "ops diff") if row[c] != _EMPTY]
+    style = "background-color: #fff3cd" if any(d > TOLERANCE_PCT for d in diffs) else ""
     return [style] * len(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gnet
-from dashboard import charts, resources, tables
+from dashboard import charts, export, resources, tables
 from dashboard.state import Selection
 from dashboard.views.common import chart, domain_banner, download_json, need_analysis, untrained_warning
 
@@ -47,7 +47,44 @@ def render(sel: Selection) -> None:
         f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
         f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
     )
-    download_json(result.to_dict(), "Analysis (JSON)", "analysis.json")
+    left, right = st.columns([1, 4])
+    with left:
+        _export_button(sel, loaded, result, stages)
+    with right:
+        download_json(result.to_dict(), "Analysis (JSON)", "analysis.json")
+
+
+def _export_button(sel: Selection, loaded: gnet.LoadedModel, result: gnet.Analysis, stages) -> None:
+    """One zip with everything needed to check this analysis elsewhere; built only when clicked."""
+
+    def build() -> bytes:
+        record = {
+            "analysis": result.to_dict(),
+            "image": {"name": sel.image_name, "digest_sha256": sel.digest, "size_seen": list(result.image.shape[:2])},
+            "weights": {"source": loaded.source, "sha256": loaded.weights_hash, "label": sel.weights_label or None},
+            "preprocessing": {"transform": repr(loaded.transform), **loaded.card.normalization},
+            "settings": {"device": sel.device, **{k: st.query_params[k] for k in st.query_params}},
+        }
+        tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
+        figures = {
+            "heads_top5": charts.top_k_bars(tops, loaded.card.untrained_heads),
+            "heads_entropy_kl": charts.head_metrics(tables.head_summary(result)),
+            "branch_energy_shares": charts.energy_shares(tables.branch_energy(result)),
+            "stages": charts.stage_diagram(stages),
+        }
+        frames = {
+            "heads": tables.head_summary(result),
+            "branches": tables.branch_stats(result),
+            "cost": resources.cost_table(sel.weights, sel.device, loaded.card.input_size),
+        }
+        return export.analysis_zip(record, figures, frames)
+
+    st.download_button(
+        "Export this analysis (zip)", build, file_name=f"googlenet_analysis_{sel.digest[:8]}.zip",
+        mime="application/zip", on_click="ignore", icon=":material/folder_zip:",
+        help="analysis.json (results, image digest, weights sha256, preprocessing, settings), the figures "
+        "(PNG, or HTML when no browser is installed here) and the tables (CSV).",
+    )
 
 
 def _preprocessing(loaded: gnet.LoadedModel) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gnet
-from dashboard import resources
+from dashboard import resources, url
 from dashboard.state import IMAGE_FROM_SAMPLES, IMAGE_FROM_SET, Keys, Selection, default_weights, picked_image
 from dashboard.views.common import download_json
 from gnet.images import SUPPORTED_EXTENSIONS
@@ -22,12 +22,14 @@ def render() -> Selection:
         st.subheader("Image")
         image = _image()
         st.subheader("Weights")
-        weights, weights_error = _weights()
+        weights, label, weights_error = _weights()
         device, device_error = _device()
         if weights_error is None and device_error is None:
-            weights_error = _model_card(weights, device)
+            weights_error = _model_card(weights, device, label)
         st.caption(f"Device: **{resources.device_name(device)}**")
-    return Selection(weights=weights, device=device, weights_error=weights_error or device_error, **image)
+    return Selection(
+        weights=weights, device=device, weights_label=label, weights_error=weights_error or device_error, **image
+    )
 
 
 def _image() -> dict:
@@ -39,26 +41,31 @@ def _image() -> dict:
             found = resources.samples()
             if not found:
                 return {"image_error": "No sample images found in assets/samples: upload an image instead."}
+            by_name = {s.name: s for s in found}
+            url.restore(url.SAMPLE, Keys.SAMPLE, found[0], lambda s: s in found, parse=by_name.__getitem__,
+                        what="sample image")
             sample = st.selectbox("Sample", found, format_func=lambda s: s.name, key=Keys.SAMPLE)
+            url.publish(url.SAMPLE, sample.name)
             decoded = resources.decode_sample(str(sample.path))
-            name = sample.name
         else:
             if mode == _UPLOAD:
                 upload = st.file_uploader("Image file", type=list(SUPPORTED_EXTENSIONS), key=Keys.UPLOAD)
             else:
                 upload = st.camera_input("Take a photo", key=Keys.CAMERA)
+            url.publish(url.SAMPLE, None)  # an upload is not shared through the address
             if upload is None:
                 return {}
-            decoded = resources.decode_bytes(upload.file_id, upload.getvalue())
-            name, sample = upload.name, None
+            decoded = resources.decode_bytes(upload.file_id, upload.name, upload.getvalue())
+            sample = None
     except gnet.GNetError as e:
         return {"image_error": str(e)}
-    st.image(decoded.image, caption=name, width=160)
-    return {"image": decoded.image, "image_name": name, "digest": decoded.digest, "sample": sample}
+    st.image(decoded.preview, caption=decoded.name, width=160)
+    return {"image": decoded.image, "image_name": decoded.name, "digest": decoded.digest, "sample": sample}
 
 
 def _picked() -> dict:
     """The image picked in the Heads page's disagreement gallery, or how to pick one."""
+    url.publish(url.SAMPLE, None)  # like an upload, a picked image is not shared through the address
     picked = picked_image()
     if picked is None:
         st.caption("Click an image in the disagreement gallery of the **Heads** page to look at it here.")
@@ -67,22 +74,23 @@ def _picked() -> dict:
     return {"image": picked.image, "image_name": picked.name, "digest": picked.digest, "label": picked.label}
 
 
-def _weights() -> tuple[str, str | None]:
-    """The weights source (a name or a checkpoint path) and why it cannot be used, if so."""
+def _weights() -> tuple[str, str, str | None]:
+    """The weights source (a name or a checkpoint path), an upload's own name, and why it cannot be used, if so."""
     default = default_weights()
     options = [*gnet.SOURCES, _CHECKPOINT]
     if default not in options:
         options.insert(0, default)  # a checkpoint path given in $GNET_WEIGHTS
+    url.restore(url.WEIGHTS, Keys.WEIGHTS, default, options.__contains__, what="weights source")
     choice = st.selectbox(
-        "Source", options, index=options.index(default), key=Keys.WEIGHTS,
-        help="; ".join(f"**{k}**: {v}" for k, v in gnet.SOURCES.items()),
+        "Source", options, key=Keys.WEIGHTS, help="; ".join(f"**{k}**: {v}" for k, v in gnet.SOURCES.items()),
     )
+    url.publish(url.WEIGHTS, choice if choice in gnet.SOURCES else None)  # names only, never a path
     if choice != _CHECKPOINT:
-        return choice, None
+        return choice, "", None
     upload = st.file_uploader("Checkpoint (.pt, .pth)", type=["pt", "pth"], key=Keys.CHECKPOINT)
     if upload is None:
-        return choice, "Upload a checkpoint file (.pt or .pth) in the sidebar, or pick another weights source."
-    return resources.checkpoint_file(upload.file_id, upload.getvalue()), None
+        return choice, "", "Upload a checkpoint file (.pt or .pth) in the sidebar, or pick another weights source."
+    return resources.checkpoint_file(upload.file_id, upload.getvalue()), upload.name, None
 
 
 def _device() -> tuple[str, str | None]:
@@ -92,10 +100,10 @@ def _device() -> tuple[str, str | None]:
         return "cpu", str(e)
 
 
-def _model_card(weights: str, device: str) -> str | None:
+def _model_card(weights: str, device: str, label: str) -> str | None:
     """Load the weights and show their card one click away; return the error sentence if any."""
     try:
-        loaded = resources.model(weights, device)
+        loaded = resources.model(weights, device, label)
     except gnet.GNetError as e:
         return str(e)  # the page shows it where its content would be
     card = loaded.card

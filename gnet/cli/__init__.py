@@ -17,6 +17,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -58,6 +59,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # torch.load warns about pickle protocols on stderr before gnet can say what is wrong with the file;
+    # the one sentence gnet prints is all a user should read there.
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     try:

@@ -21,8 +21,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.cost import flops, paper_table, totals
+    from gnet.cost import flops, totals
     from gnet.model import check_input_size
+    from gnet.table1 import paper_table
     from gnet.weights import load
 
     check_input_size(args.input_size)

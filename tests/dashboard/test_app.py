@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import gnet
 from dashboard import live, resources
+from gnet import gradients as gradients_module
 from gnet.gradients import aux_ratio, compare_variants
 from gnet.runs import load_runs
 from gnet.samples import sample_images
@@ -154,7 +155,7 @@ def test_gradients_on_the_image_compute_once_per_network(app_weights, monkeypatc
         calls.append(kwargs.get("inits"))
         return compare_variants(*args, **kwargs)
 
-    monkeypatch.setattr(resources, "compare_variants", counted)
+    monkeypatch.setattr(gradients_module, "compare_variants", counted)
     resources.live_comparison.clear()
     at = _open("gradients")
     at.radio(key="gradients_source").set_value("live").run()
@@ -221,11 +222,19 @@ def test_cost_table_and_paper(app_weights):
     size = gnet.load(app_weights, "cpu").card.input_size
     rows, paper = at.dataframe[0].value, at.dataframe[1].value
     assert len(rows) == len(gnet.flops(net, size))
-    assert len(paper) == len(gnet.paper_table(net, size))
-    assert "conv1" in set(paper["name"])
+    # Table 1 is compared with the paper's layout at 224 px whatever the loaded net, not with the loaded net.
+    expected = gnet.table1_comparison(224).set_index("name")
+    shown = paper.set_index("layer")
+    assert list(shown.index) == list(expected.index)
+    assert shown.loc["inception3a", "ops M, paper's layout"] == f"{expected.loc['inception3a', 'ops_m_paper_layout']:,.1f}"
+    assert shown.loc["inception3a", "ops M, Table 1"] == "128.0"
+    assert shown.loc["maxpool1", "params K, Table 1"] == "–"  # not applicable: a dash, never "None"
+    assert not paper.isin(["None", "nan"]).any().any()
+    assert "oddity" in shown.loc["conv1", "why it differs"]
     at.select_slider(key="cost_input_size").set_value(128).run()
     _ok(at)
     assert len(at.dataframe[0].value) == len(gnet.flops(net, 128))
+    assert at.dataframe[1].value.equals(paper)  # the comparison does not follow the loaded net's size
 
 
 def test_attributions_compute_and_are_kept(app_weights):
@@ -264,8 +273,9 @@ def test_broken_upload_shows_the_library_sentence(app_weights):
     at.run()
     assert not at.exception
     with pytest.raises(gnet.ImageError) as expected:
-        gnet.load_image(b"not an image at all")
+        gnet.load_image(b"not an image at all", name="broken.png")
     assert [e.value for e in at.error] == [str(expected.value)]
+    assert at.error[0].value.startswith("'broken.png' is not an image")  # named as the user named it
     at.switch_page("routes/cost.py").run()  # the rest of the app keeps working
     assert not at.exception and not at.error and at.dataframe
 
@@ -294,3 +304,56 @@ def test_integrated_gradients_runs_with_few_steps(app_weights):
     _ok(at)
     assert len(at.get("plotly_chart")) == 1
     assert "Integrated Gradients" in _chart_text(at)
+
+
+def test_a_bug_in_a_page_becomes_one_error_with_a_reference(app_weights, monkeypatch, caplog):
+    from dashboard.views import cost
+
+    def broken(sel):
+        raise RuntimeError("a bug in the Cost page")
+
+    monkeypatch.setattr(cost, "render", broken)
+    at = _open("cost")
+    assert not at.exception
+    (error,) = at.error
+    assert "Something went wrong in the Cost page (reference " in error.value
+    reference = error.value.split("(reference ")[1][:8]
+    assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)  # the details are in the log
+    assert "RuntimeError" not in error.value and "Traceback" not in error.value
+    at.switch_page("routes/overview.py").run()  # the rest of the app keeps working
+    _ok(at)
+
+
+def test_a_bug_in_the_sidebar_does_not_take_the_page_down(app_weights, monkeypatch):
+    from dashboard.views import sidebar
+
+    def broken():
+        raise ValueError("height and width must be > 0")
+
+    monkeypatch.setattr(sidebar, "_image", broken)
+    at = _open("cost")
+    assert not at.exception
+    assert any("Something went wrong in the sidebar" in e.value for e in at.error)
+
+
+def test_integrated_gradients_over_budget_is_clamped_with_a_notice(app_weights, monkeypatch):
+    monkeypatch.setattr(resources, "seconds_per_pass", lambda weights, device: 0.5)
+    at = _open("attributions")
+    at.multiselect(key="attributions_methods").set_value(["integrated_gradients"]).run()
+    at.slider(key="attributions_ig_steps").set_value(64)
+    at.slider(key="attributions_ig_samples").set_value(16).run()
+    _ok(at)
+    (warning,) = at.warning
+    assert warning.value.startswith("64 steps x 16 samples would take about 512 s here, over the 60 s")
+    assert any("runs 64 forward and backward passes" in c.value and "about 32 s here" in c.value for c in at.caption)
+
+
+def test_an_uploaded_checkpoint_is_named_as_the_user_named_it(app_weights):
+    at = _open()
+    at.sidebar.selectbox(key="weights").set_value("upload a checkpoint").run()
+    at.sidebar.file_uploader(key="checkpoint_upload").set_value(("empty.pt", b"", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert messages and all(m.startswith("'empty.pt' is not a PyTorch checkpoint (an empty file)") for m in messages)
+    assert not any("gnet-uploads" in m or "/tmp" in m for m in messages)  # never the server's temporary path

@@ -110,3 +110,38 @@ def test_attribute_defaults_to_the_heads_top_class(net, x):
     assert (result.target, result.target_label, result.layer) == (expected, f"c{expected}", "inception4d.1x1")
     assert seen == [1.0]
     assert "aux2" in result.title and result.to_dict()["heatmap_shape"] == [SIZE, SIZE]
+
+
+def test_ig_plan_keeps_a_request_within_its_budget():
+    plan = A.plan_integrated_gradients(64, 16, seconds_per_pass=0.5, budget_s=60)
+    assert plan.clamped and plan.seconds <= 60
+    assert plan.n_steps * plan.nt_samples * 0.5 == pytest.approx(plan.seconds)
+    assert (plan.n_steps, plan.nt_samples) == (64, 1)  # samples are cut first: each one is a whole path
+    assert plan.notice.startswith("64 steps x 16 samples would take about 512 s here, over the 60 s")
+    fits = A.plan_integrated_gradients(16, 4, seconds_per_pass=0.01, budget_s=60)
+    assert not fits.clamped and fits.notice == "" and (fits.n_steps, fits.nt_samples) == (16, 4)
+    slow = A.plan_integrated_gradients(64, 16, seconds_per_pass=100.0, budget_s=60)
+    assert (slow.n_steps, slow.nt_samples) == (4, 1)  # never below the smallest useful setting
+    beyond = A.plan_integrated_gradients(500, 99, seconds_per_pass=0.0001, budget_s=60)
+    assert (beyond.n_steps, beyond.nt_samples) == (A.IG_MAX_STEPS, A.IG_MAX_SAMPLES) and beyond.clamped
+
+
+def test_ig_all_steps_in_one_batch_gives_the_same_map(net, x):
+    assert A.ig_internal_batch(net, x, 16) == 16  # a small input: every path point at once
+    one_batch = A.integrated_gradients(net, x, 3, n_steps=16, nt_samples=2)
+    in_fours = A.integrated_gradients(net, x, 3, n_steps=16, nt_samples=2, internal_batch_size=4)
+    np.testing.assert_allclose(one_batch, in_fours, rtol=1e-4, atol=1e-5)
+    assert A.ig_internal_batch(net, x, 16, budget_bytes=1) == 1  # a tight budget: one point at a time
+
+
+def test_ig_stops_when_progress_says_so(net, x):
+    seen: list[float] = []
+
+    def stop_after_first(done: float) -> bool:
+        seen.append(done)
+        return False
+
+    with pytest.raises(A.Stopped, match="after 1 of 3"):
+        A.integrated_gradients(net, x, 0, n_steps=4, nt_samples=3, progress=stop_after_first)
+    assert seen == [pytest.approx(1 / 3)]
+    assert not modules_with_hooks(net)

@@ -9,12 +9,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gnet.cost import (
     KINDS,
-    PAPER_TABLE_PATH,
     CostRow,
     UnsupportedModuleError,
     flops,
     layer_cost,
-    paper_table,
     to_frame,
     totals,
 )
@@ -135,28 +133,3 @@ def test_unknown_module_type_raises() -> None:
 def test_too_small_input_raises() -> None:
     with pytest.raises(ValueError, match="maxpool1"):
         flops(meta_net(), 2)
-
-
-def test_paper_table_paper_layout() -> None:
-    table = paper_table(meta_net(False, 5))
-    csv_rows = [line for line in PAPER_TABLE_PATH.read_text().splitlines()[1:] if line and not line.startswith("#")]
-    assert len(table) == len(csv_rows) - 1  # minus the header line
-    row = table.set_index("name").loc["inception3a"]
-    assert row["ops_m_computed"] == pytest.approx(128, rel=0.01)
-    assert row["output_size_computed"] == row["output_size"] == "28x28x256"
-    conv1 = table.set_index("name").loc["conv1"]
-    assert conv1["params_k_computed"] == pytest.approx(7 * 7 * 3 * 64 / 1e3)
-    assert "oddity" in conv1["note"]
-    assert (table["output_size_computed"] == table["output_size"]).all()
-    assert table.set_index("name").loc["maxpool1"][["params_k_computed", "ops_m_computed"]].isna().all()
-    assert "Szegedy" in table.attrs["citation"]
-
-
-def test_paper_table_torchvision_layout_notes() -> None:
-    table = paper_table(meta_net(True, 3), input_size=96).set_index("name")
-    assert "pytorch/vision#906" in table.loc["inception3a", "note"]
-    assert "96x96" in table.loc["inception3a", "note"]
-    assert "2x2/2" in table.loc["maxpool4", "note"]
-    assert table.loc["inception3a", "ops_m_diff"] == pytest.approx(
-        table.loc["inception3a", "ops_m_computed"] - table.loc["inception3a", "ops_m"]
-    )

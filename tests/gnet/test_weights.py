@@ -205,7 +205,7 @@ def test_card_decides_whether_photos_are_inverted(tmp_path, invert, expected):
 @pytest.mark.parametrize(
     "card, fragment",
     [
-        ({"classes": ["a", "b"], "input_size": 64}, "no preprocessing mean"),
+        ({"classes": ["a", "b", "c"], "input_size": 64}, "preprocessing mean None"),
         ({"classes": ["a"] * 5, "input_size": 64, "preprocessing": {"mean": [0.5], "std": [0.5]}}, "5 class names"),
         ({"classes": ["a"] * 3, "input_size": 8, "preprocessing": {"mean": [0.5], "std": [0.5]}}, "input_size 8"),
     ],
