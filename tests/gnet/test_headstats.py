@@ -97,6 +97,13 @@ def test_agreement_and_right_wrong_shares():
     assert comparison.right_where_main_wrong["main"] == 0.0
 
 
+def test_uniform_heads_land_in_the_last_entropy_bin():
+    s = _set({h: np.zeros((7, 10)) for h in HEADS}, [1] * 7)
+    stats = compare_heads(s).heads["aux1"]
+    assert stats.entropy_hist.sum() == 7 and stats.entropy_hist[-1] == 7
+    assert stats.mean_entropy == pytest.approx(math.log(10))
+
+
 def test_unlabelled_sets_still_give_agreement():
     s = _random_set(n=40)
     s.labels[:] = -1
