@@ -36,11 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dashboard.tables import Bottleneck
-    from gnet.ablation import Ablation, BranchImportance
     from gnet.attributions import Attribution
-    from gnet.evaldata import LabelledImages
-    from gnet.examples import ExampleIndex
-    from gnet.features import Visualization
+    from gnet.indomain import InDomain
     from gnet.runs import RecordedRuns
 
 # torch, pandas, captum and the rest of gnet are imported inside the functions that use them, and
@@ -50,13 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AttributionRequest",
     "DecodedImage",
-    "ablation",
     "analysis",
     "attribution",
     "batch_predictions",
     "bottleneck",
     "branch_figures",
-    "branch_importance",
     "channel_figures",
     "checkpoint_file",
     "cost_table",
@@ -64,10 +59,8 @@ __all__ = [
     "decode_sample",
     "device_name",
     "energy_figure",
-    "example_pictures",
-    "examples",
     "head_summary",
-    "labelled_images",
+    "in_domain",
     "live_comparison",
     "model",
     "table1",
@@ -75,7 +68,6 @@ __all__ = [
     "samples",
     "seconds_per_pass",
     "stages",
-    "visualization",
 ]
 
 # Every cache here outlives a session and is shared by all of them, so each has a bound, set here
@@ -91,8 +83,11 @@ ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
 UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
 CHANNEL_RESULTS_KEPT = 64  # visualizations (one input-sized image each), example indexes (~2 MB), importance tables
-DATASETS_KEPT = 2  # labelled image sets (the Fashion-MNIST test set is 8 MB of uint8 images)
 ABLATIONS_KEPT = 64  # one image's three heads with some knock-outs (a few class probabilities)
+SETS_KEPT = 2  # labelled image sets (the Fashion-MNIST test set: 10,000 28x28 images, 8 MB)
+SET_TTL_S = 600  # a set is listed again after 10 minutes, so a folder the user fixed is seen
+LOGIT_SETS_KEPT = 4  # the heads' logits over a set: 3 x images x classes float32 (1.2 MB for the test set)
+SET_RESULTS_KEPT = 8  # comparisons, early-exit curves, galleries and their thumbnails (small), per weights and set
 
 
 _UPLOADS_LOCK = threading.Lock()
@@ -452,100 +447,9 @@ def attribution(
     return result
 
 
-# ---------------------------------------------------------------- channels: visualizations, examples, knock-outs
-
-
-@st.cache_resource(show_spinner=False)
-def _channel_store() -> _SharedStore:
-    return _SharedStore(CHANNEL_RESULTS_KEPT)
-
-
-def visualization(
-    weights: str, device: str, target: str, steps: int, *, compute: bool,
-    progress: Callable[[float], None] | None = None,
-) -> Visualization | None:
-    """The feature visualization of ``target`` (seed 0): from memory, or computed when ``compute`` is set."""
-    key = ("visualization", weights, device, target, steps)
-    store = _channel_store()
-    found = store.get(key)
-    if found is not None or not compute:
-        return found
-    from gnet.features import visualize
-
-    result = visualize(model(weights, device), target, steps=steps, progress=progress)
-    store.put(key, result)
-    return result
-
-
-@st.cache_resource(max_entries=DATASETS_KEPT, ttl=TTL_S, show_spinner="Reading the dataset...")
-def labelled_images(weights: str, device: str, folder: str, limit: int | None) -> LabelledImages:
-    """The Fashion-MNIST test set (``folder`` empty) or an image folder, for the weights (raises DatasetError)."""
-    from gnet.evaldata import fashion_mnist_test, image_folder
-
-    loaded = model(weights, device)
-    return image_folder(loaded, folder, limit=limit) if folder else fashion_mnist_test(loaded, limit=limit)
-
-
-def examples(
-    weights: str, device: str, folder: str, limit: int | None, *, compute: bool,
-    progress: Callable[[float], None] | None = None,
-) -> ExampleIndex | None:
-    """The dataset-example index: shipped, cached in memory or on disk, or built when ``compute`` is set."""
-    key = ("examples", weights, device, folder, limit)
-    store = _channel_store()
-    found = store.get(key)
-    if found is not None:
-        return found
-    from gnet.examples import example_index
-
-    data = labelled_images(weights, device, folder, limit)
-    index = example_index(model(weights, device), data, build=compute, progress=progress)
-    if index is not None:
-        store.put(key, index)
-    return index
-
-
 @st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
-def example_pictures(weights: str, device: str, folder: str, limit: int | None, indices: tuple[int, ...]) -> list:
-    """Images of the set as the network saw them (H x W x 3 in [0, 1]) with their class names."""
-    from gnet.preprocess import denormalize
+def in_domain(weights: str, device: str, digest: str, _image: Image.Image) -> InDomain | None:
+    """:func:`gnet.indomain.in_domain` of the cached analysis; None when the weights have no calibration data."""
+    from gnet.indomain import in_domain as score
 
-    loaded = model(weights, device)
-    data = labelled_images(weights, device, folder, limit)
-    mean, std = loaded.card.normalization["mean"], loaded.card.normalization["std"]
-    pictures = []
-    for i, x in zip(indices, data.inputs(list(indices))):
-        label = int(data.labels[i])
-        picture = denormalize(x, mean, std) if mean and std else x.permute(1, 2, 0).numpy()
-        pictures.append((picture, data.classes[label] if label >= 0 else "unlabelled"))
-    return pictures
-
-
-def branch_importance(
-    weights: str, device: str, folder: str, limit: int | None, *, compute: bool,
-    progress: Callable[[float], None] | None = None,
-) -> BranchImportance | None:
-    """Accuracy drops per branch and head: shipped, cached, or computed when ``compute`` is set."""
-    key = ("importance", weights, device, folder, limit)
-    store = _channel_store()
-    found = store.get(key)
-    if found is not None:
-        return found
-    from gnet.ablation import importance
-
-    loaded = model(weights, device)
-    # The whole test set is not read when the shipped table fits (it is also used without the dataset).
-    data = labelled_images(weights, device, folder, limit) if folder or limit else None
-    result = importance(loaded, data, build=compute, progress=progress)
-    if result is not None:
-        store.put(key, result)
-    return result
-
-
-@st.cache_resource(max_entries=ABLATIONS_KEPT, ttl=TTL_S, show_spinner=False)
-def ablation(weights: str, device: str, digest: str, knockouts: tuple[str, ...], _image: Image.Image) -> Ablation:
-    """The heads on the analysed image with ``knockouts`` zeroed (none: the intact net); shared read-only."""
-    from gnet.ablation import ablate
-
-    x = analysis(weights, device, digest, _image).input
-    return ablate(model(weights, device), x, knockouts)
+    return score(model(weights, device), analysis(weights, device, digest, _image))

@@ -15,7 +15,19 @@ from PIL import Image
 from gnet.samples import Sample
 
 __all__ = [
-    "DEFAULT_WEIGHTS_ENV", "Keys", "Selection", "default_weights", "open_channel", "selection", "set_selection",
+    "DEFAULT_WEIGHTS_ENV",
+    "IMAGE_FROM_SAMPLES",
+    "IMAGE_FROM_SET",
+    "Keys",
+    "PickedImage",
+    "Selection",
+    "default_weights",
+    "open_channel",
+    "pick_image",
+    "picked_image",
+    "selection",
+    "set_selection",
+    "show_sample",
 ]
 
 DEFAULT_WEIGHTS_ENV = "GNET_WEIGHTS"  # the weights source the sidebar starts on (tests pin it)
@@ -88,6 +100,10 @@ class Keys:
     IMPORTANCE_RUN = "importance_run"
     CLASS_VIS_CLASS = "class_vis_class"
     CLASS_VIS_RUN = "class_vis_run"
+    HEADS_FOLDER = "heads_folder"  # the image folder the Heads page compares the heads over ("" = the default set)
+    HEADS_GALLERY = "heads_gallery"  # the disagreement gallery (a clickable component)
+    PICKED = "picked_image"  # the dataset image clicked in the gallery (a PickedImage)
+    DOMAIN_SAMPLE = "domain_sample"  # the out-of-domain banner's "use a sample" button
 
 
 @dataclass(frozen=True)
@@ -105,11 +121,14 @@ class Selection:
     image_name: str = ""
     digest: str = ""
     sample: Sample | None = None  # set when the image is a bundled sample (it may know its true class)
+    label: str | None = None  # the true class of an image picked from a labelled set
     image_error: str | None = None
     weights_error: str | None = None
 
     def true_label(self, classes: list[str]) -> str | None:
-        """The image's true class among ``classes`` when it is a labelled sample."""
+        """The image's true class among ``classes`` when it is a labelled sample or a picked dataset image."""
+        if self.label is not None:
+            return self.label if self.label in classes else None
         return self.sample.true_label(classes) if self.sample is not None else None
 
     @property
@@ -137,3 +156,40 @@ def open_channel(module: str, branch: str, channel: int) -> None:
     st.session_state[Keys.CHANNEL_MODULE] = module
     st.session_state[Keys.CHANNEL_BRANCH] = branch
     st.session_state[f"{Keys.CHANNEL_INDEX}-{module}-{branch}"] = channel
+
+
+# The sidebar's image sources that other pages switch to: the samples, and an image picked from a
+# dataset (the Heads page's gallery).
+IMAGE_FROM_SAMPLES = "Sample"
+IMAGE_FROM_SET = "Test set"
+
+
+@dataclass(frozen=True)
+class PickedImage:
+    """An image of a labelled set, made the app's current image from the Heads page's gallery."""
+
+    name: str
+    image: Image.Image
+    digest: str
+    label: str | None  # its true class, when the set knows it
+
+
+def pick_image(picked: PickedImage) -> None:
+    """Make ``picked`` the current image: the sidebar switches to its dataset source.
+
+    Call it from a widget callback: callbacks run before the sidebar's widgets are drawn, the
+    only moment their values may be set.
+    """
+    st.session_state[Keys.PICKED] = picked
+    st.session_state[Keys.IMAGE_MODE] = IMAGE_FROM_SET
+
+
+def picked_image() -> PickedImage | None:
+    """The image last picked from a dataset in this session, if any."""
+    return st.session_state.get(Keys.PICKED)
+
+
+def show_sample(sample: Sample) -> None:
+    """Make a bundled sample the current image (from a widget callback, like :func:`pick_image`)."""
+    st.session_state[Keys.IMAGE_MODE] = IMAGE_FROM_SAMPLES
+    st.session_state[Keys.SAMPLE] = sample

@@ -25,14 +25,18 @@ __all__ = [
     "branch_energy",
     "branch_stats",
     "describe_preprocessing",
+    "exit_summary",
+    "gallery_item",
     "head_accuracy",
     "head_summary",
     "importance_grid",
     "importance_vs_cost",
     "knockout_changes",
     "knockout_top",
+    "per_class_accuracy",
     "stage_summary",
 ]
+
 
 def describe_preprocessing(preprocessing: object) -> str:
     """A model card's preprocessing in words.
@@ -249,3 +253,55 @@ def importance_vs_cost(grid: pd.DataFrame, cost: pd.DataFrame, head: str) -> pd.
     """One row per branch the ``head`` reads: its FLOPs, its parameters and the accuracy drop without it."""
     chosen = grid[(grid["head"] == head) & grid["reads"]][["module", "branch", "drop_pp"]]
     return chosen.merge(cost, on=["module", "branch"], how="left")
+
+
+# ---------------------------------------------------------------- the heads over a whole set
+
+
+def per_class_accuracy(comparison) -> pd.DataFrame:
+    """class, head, accuracy: each head's accuracy per true class (a :class:`gnet.headstats.HeadComparison`)."""
+    return pd.DataFrame(
+        [
+            {"class": name, "head": head, "accuracy": float(stats.per_class[c])}
+            for head, stats in comparison.heads.items()
+            if stats.per_class is not None
+            for c, name in enumerate(comparison.classes)
+        ],
+        columns=["class", "head", "accuracy"],
+    )
+
+
+def exit_summary(curve) -> str:
+    """The early-exit curve's key points in a sentence (a :class:`gnet.earlyexit.ExitCurve` with labels)."""
+    costs, main = curve.costs, curve.main_only
+    text = [
+        f"Main only: **{main.accuracy:.2%}**; aux1 only: **{curve.aux1_only.accuracy:.2%}** at "
+        f"{curve.aux1_only.relative_cost(costs):.0%} of main's cost."
+    ]
+    half = curve.best_within(0.5)
+    if half is None:
+        text.append(f"No threshold gets below 50% of main's cost: aux1, the earliest exit, already costs "
+                    f"{costs.aux1_only / costs.main_only:.0%} of it.")
+    else:
+        text.append(f"Within 50% of main's cost the best is {half.accuracy:.2%} (t = {half.threshold:g}).")
+    level = [p for p in curve.points if p.accuracy is not None and p.accuracy >= main.accuracy]
+    if level:
+        cheapest = min(level, key=lambda p: p.mean_macs)
+        text.append(f"The cheapest threshold as accurate as main is t = {cheapest.threshold:g}: "
+                    f"{cheapest.accuracy:.2%} at {cheapest.relative_cost(costs):.1%} of main's cost, "
+                    f"{cheapest.share['aux1']:.0%} of the images leaving at aux1.")
+    return " ".join(text)
+
+
+def gallery_item(disagreement, classes: list[str], png: bytes) -> dict:
+    """One thumbnail of the disagreement gallery: its title, a line per head (top-3) and a tooltip."""
+    d = disagreement
+    truth = classes[d.label] if d.label >= 0 else "unknown"
+    lines = [f"{h}: " + ", ".join(f"{classes[c]} {p:.0%}" for c, p in top) for h, top in d.top.items()]
+    return {
+        "index": d.index,
+        "png": png,
+        "title": f"#{d.index} · true: {truth}",
+        "lines": lines,
+        "tooltip": f"Image #{d.index} (true class {truth}); KL(main || {d.aux}) = {d.kl:.2f} nats. " + "; ".join(lines),
+    }

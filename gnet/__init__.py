@@ -67,6 +67,12 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "train",
     "DistillConfig": "distill",
     "distill_aux": "distill",
+    "evaluation_set": "evaldata",
+    "head_logits": "headlogits",
+    "compare_heads": "headstats",
+    "early_exits": "earlyexit",
+    "exit_costs": "earlyexit",
+    "in_domain": "indomain",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -101,11 +107,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         WeightsNotFoundError,
     )
     from .cost import CostRow, flops, totals
+    from .earlyexit import early_exits, exit_costs
+    from .evaldata import evaluation_set
     from .gradients import GradientResult, compare_variants, layer_gradients
     from .examples import example_index
     from .features import visualize
     from .guard import exclusive
+    from .headlogits import head_logits
+    from .headstats import compare_heads
     from .images import load_image
+    from .indomain import in_domain
     from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
     from .losses import AUX_WEIGHT, head_losses
     from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import DatasetError
-from .evaldata import LabelledImages, batch_size_for, fashion_mnist_test
+from .evaldata import LabelledImages, batch_size_for, evaluation_set
 from .guard import exclusive
 from .layers import BRANCH_POINTS, HEADS, ChannelTarget, parse_channel
 from .probe import Prediction, every_branch_knocked_out, knocked_out
@@ -190,7 +190,10 @@ def branch_importance(
 def importance(
     loaded: LoadedModel, data: LabelledImages | None = None, *, build: bool = True, progress: Progress | None = None
 ) -> BranchImportance | None:
-    """:func:`branch_importance` over ``data`` (default: the Fashion-MNIST test set), shipped, cached or computed.
+    """:func:`branch_importance` over ``data``, shipped, cached or computed.
+
+    Without ``data``: :func:`gnet.evaldata.evaluation_set` (the Fashion-MNIST test set for the
+    bundled net, the samples for other weights).
 
     The shipped table is used only for the weights and data its card names; anything else is
     read from the disk cache or computed (with ``progress``) and cached, keyed by weights hash
@@ -200,7 +203,7 @@ def importance(
     """
     if data is None:
         try:
-            data = fashion_mnist_test(loaded)
+            data = evaluation_set(loaded)
         except DatasetError:
             shipped = load_asset(ASSET, {"weights": loaded.weights_hash})
             if shipped is None:

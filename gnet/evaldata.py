@@ -6,13 +6,15 @@ preprocessed exactly as the loaded weights expect, in batches, with its label an
 to the picture for display. :class:`LabelledImages` is that, and its :attr:`~LabelledImages.key`
 names the data for a disk cache (together with the weights' hash).
 
-- :func:`fashion_mnist_test`: for weights trained on Fashion-MNIST the images take the exact
-  path of training and evaluation (:class:`gnet.data.GrayImageDataset`, no photo inversion);
-  for other weights each image goes through the weights' own preprocessing.
+- :func:`fashion_mnist_test` (and :func:`fashion_mnist` for either split): for weights trained on
+  Fashion-MNIST the images take the exact path of training and evaluation
+  (:class:`gnet.data.GrayImageDataset`, no photo inversion); for other weights each image
+  goes through the weights' own preprocessing.
 - :func:`image_folder`: ``root/<class>/<image>``, decoded lazily through :mod:`gnet.images`;
   an undecodable file is a :class:`~gnet.errors.DatasetError` that names it.
 - :func:`sample_set`: the bundled samples, labelled where their class is known to the weights.
 - :func:`photo_folder`: every image below a folder, unlabelled (a user's photo library).
+- :func:`evaluation_set`: which of these a dataset-wide view uses for a set of weights.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from .samples import sample_images
 from .weights import LoadedModel
 
 __all__ = [
-    "LabelledImages", "batch_size_for", "fashion_mnist", "fashion_mnist_test", "image_folder", "photo_folder", "sample_set",
+    "LabelledImages",
+    "batch_size_for",
+    "evaluation_set",
+    "fashion_mnist",
+    "fashion_mnist_test",
+    "image_folder",
+    "photo_folder",
+    "sample_set",
 ]
 
 
@@ -94,7 +103,12 @@ def fashion_mnist_test(loaded: LoadedModel, *, limit: int | None = None, root: P
 def fashion_mnist(
     loaded: LoadedModel, split: Literal["train", "test"], *, limit: int | None = None, root: Path | str | None = None
 ) -> LabelledImages:
-    """A Fashion-MNIST split (60,000 training or 10,000 test images, or the first ``limit``) for ``loaded``."""
+    """A Fashion-MNIST split (60,000 training or 10,000 test images, or the first ``limit``) for ``loaded``.
+
+    Without augmentation: the training split is for statistics of what the weights were trained on
+    (:mod:`gnet.indomain` fits to it) and for distilling aux heads. Raises :class:`DatasetError`
+    when the dataset is not installed.
+    """
     images, labels = load_fashion_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
@@ -112,8 +126,9 @@ def fashion_mnist(
         how = f"gray {transform.input_size}px mean {transform.mean[0]:.4f} std {transform.std[0]:.4f}"
     else:
         inputs, how = _per_image(loaded, picture), repr(transform)
+    what = "test set" if split == "test" else "training set"
     return LabelledImages(
-        name=f"Fashion-MNIST {split} set ({len(labels):,} images)",
+        name=f"Fashion-MNIST {what} ({len(labels):,} images)",
         classes=list(FASHION_MNIST_CLASSES),
         labels=labels,
         key={"data": f"fashion-mnist-{split}", "n": len(labels), "preprocessing": how},
@@ -226,3 +241,19 @@ def batch_size_for(input_size: int, *, at_64: int = 128) -> int:
     keeps the nine modules' outputs costs about the same memory at 224 px as at 64 px.
     """
     return max(8, round(at_64 * (64 / input_size) ** 2))
+
+
+def evaluation_set(loaded: LoadedModel, folder: Path | str | None = None, *, limit: int | None = None) -> LabelledImages:
+    """The set to judge ``loaded`` on (its first ``limit`` images when given): ``folder`` when given;
+    else the Fashion-MNIST test set for weights with Fashion-MNIST's classes (the bundled net);
+    else the samples.
+
+    Every dataset-wide view without a folder of its own uses this choice: the heads over a test
+    set, the dataset examples of a channel, branch importance. Raises :class:`DatasetError` for
+    a bad folder, or when Fashion-MNIST is needed and missing.
+    """
+    if folder is not None:
+        return image_folder(loaded, folder, limit=limit)
+    if tuple(loaded.classes) == FASHION_MNIST_CLASSES:
+        return fashion_mnist_test(loaded, limit=limit)
+    return sample_set(loaded)

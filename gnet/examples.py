@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .evaldata import LabelledImages, batch_size_for, fashion_mnist_test
+from .evaldata import LabelledImages, batch_size_for, evaluation_set
 from .guard import exclusive
 from .layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels
 from .probe import capture
@@ -223,7 +223,10 @@ def build_index(
 def example_index(
     loaded: LoadedModel, data: LabelledImages | None = None, *, build: bool = True, progress: Progress | None = None
 ) -> ExampleIndex | None:
-    """The dataset-example index of ``loaded`` over ``data`` (default: the Fashion-MNIST test set).
+    """The dataset-example index of ``loaded`` over ``data``.
+
+    Without ``data``: :func:`gnet.evaldata.evaluation_set` (the Fashion-MNIST test set for the
+    bundled net, the samples for other weights).
 
     Shipped for the bundled weights and the full test set (used only when the card's weights
     hash and data match); otherwise read from the disk cache, or built (with ``progress``) and
@@ -231,7 +234,7 @@ def example_index(
     Fashion-MNIST installed, :class:`~gnet.errors.DatasetError` says what to install.
     """
     if data is None:
-        data = fashion_mnist_test(loaded)
+        data = evaluation_set(loaded)
     key = {"weights": loaded.weights_hash, **data.key, "k": K}
     found = load_asset(ASSET, key) or load_cached(ASSET, key)
     if found is not None:

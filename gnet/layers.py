@@ -42,6 +42,7 @@ __all__ = [
     "INCEPTION_MODULES",
     "INCEPTION_SPECS",
     "KINDS",
+    "STAGE_ENDS",
     "STEM_POINTS",
     "WEIGHT_LAYERS",
     "Block",
@@ -106,6 +107,20 @@ def _blocks() -> tuple[Block, ...]:
 
 BLOCKS: tuple[Block, ...] = _blocks()
 _BLOCK = {b.name: b for b in BLOCKS}
+
+
+def _stage_ends() -> tuple[str, ...]:
+    """The last point of each resolution stage: the stem's output, then the Inception module
+    before each max-pool of the body (inception3b, inception4e) and the last one (inception5b)."""
+    body = [b for b in BLOCKS if b.section in ("body", "aux")]
+    modules = [b.name for b in body if b.kind == "inception"]
+    before_pools = [body[i - 1].name for i, b in enumerate(body) if b.kind == "pool" and i > 0]
+    return ([b.name for b in BLOCKS if b.section == "stem"][-1], *before_pools, modules[-1])
+
+
+# One point per resolution stage, as feature-ensemble methods read a network (Lee et al. 2018 take
+# the end of every block of a ResNet): maxpool2, inception3b, inception4e, inception5b.
+STAGE_ENDS: tuple[str, ...] = _stage_ends()
 
 
 def block_of(name: str) -> Block:

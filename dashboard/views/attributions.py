@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import charts, resources, url
 from dashboard.resources import AttributionRequest
 from dashboard.state import Keys, Selection
-from dashboard.views.common import chart, download_csv, download_json, need_analysis
+from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
 from gnet.attributions import IG_MAX_SAMPLES, IG_MAX_STEPS, METHODS, Attribution, Stopped, plan_integrated_gradients
 from gnet.layers import BRANCHES, modules_read_by
 
@@ -32,6 +32,7 @@ def render(sel: Selection) -> None:
     st.title("Attributions")
     st.caption("What the chosen head's class depends on, drawn over the image the network saw (captum).")
     loaded, result = need_analysis(sel)
+    domain_banner(sel, loaded)
     requests = _controls(sel, loaded, result)
     run = st.button("Compute", type="primary", key=Keys.ATTR_RUN, icon=":material/play_arrow:")
     if not run:

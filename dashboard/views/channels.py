@@ -8,7 +8,7 @@ from typing import TypeVar
 import streamlit as st
 
 import gnet
-from dashboard import channel_charts, charts, resources, tables, url
+from dashboard import channel_charts, charts, resources, resources_channels, tables, url
 from dashboard.state import Keys, Selection, open_channel
 from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
 from gnet.features import Visualization
@@ -18,7 +18,7 @@ __all__ = ["render"]
 
 T = TypeVar("T")
 _STEPS = (32, 64, 128, 256, 512)
-_FASHION, _FOLDER = "Fashion-MNIST test set", "Image folder"
+_FASHION, _FOLDER = "Default test set", "Image folder"
 _SIZES = (500, 1000, 2000, 5000, 10000)  # Fashion-MNIST images; 10,000 is the whole test set
 _RANKINGS = {"mean": "highest mean activation", "max": "highest peak activation"}
 
@@ -102,15 +102,16 @@ def _data_choice() -> tuple[str, int | None]:
     """(image folder or "" for Fashion-MNIST, number of images or None for all) for examples and importance."""
     with st.expander("Dataset for the examples and the branch importance"):
         st.caption(
-            "The bundled weights ship both over the 10,000 Fashion-MNIST test images. For other weights, or "
-            "another set, they are computed here in one pass (with a progress bar) and kept on disk."
+            "The default set is the 10,000 Fashion-MNIST test images for Fashion-MNIST weights (the bundled weights "
+            "ship both over it) and the sample images for other weights. For other weights, or another set, they "
+            "are computed here in one pass (with a progress bar) and kept on disk."
         )
         source = st.radio("Images", (_FASHION, _FOLDER), horizontal=True, key=Keys.CHANNEL_DATA)
         if source == _FOLDER:
             folder = st.text_input("Folder (root/<class>/<image>)", key=Keys.CHANNEL_FOLDER).strip()
             if folder:
                 return folder, None
-            st.info("Type the folder's path; until then the Fashion-MNIST test set is used.")
+            st.info("Type the folder's path; until then the default test set is used.")
             return "", None
         size = st.select_slider("Test images", _SIZES, value=_SIZES[-1], key=Keys.CHANNEL_IMAGES)
         return "", None if size == _SIZES[-1] else int(size)
@@ -140,11 +141,11 @@ def _visualize(sel: Selection, targets: list[str], steps: int, run: bool) -> lis
     """The kept visualizations of ``targets``; the missing ones computed, with a progress bar, when ``run`` is set."""
     found = []
     for target in targets:
-        item = resources.visualization(sel.weights, sel.device, target, steps, compute=False)
+        item = resources_channels.visualization(sel.weights, sel.device, target, steps, compute=False)
         if item is None and run:
             item = _with_progress(
                 f"Optimizing an image for {target}...",
-                lambda progress, t=target: resources.visualization(
+                lambda progress, t=target: resources_channels.visualization(
                     sel.weights, sel.device, t, steps, compute=True, progress=progress
                 ),
             )
@@ -178,20 +179,20 @@ def _visualization(sel: Selection, target: ChannelTarget, best: float | None) ->
 def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | None) -> float | None:
     """The channel's nine best images; returns the best one's mean activation (None when there is no index)."""
     try:
-        index = resources.examples(sel.weights, sel.device, folder, limit, compute=False)
+        index = resources_channels.examples(sel.weights, sel.device, folder, limit, compute=False)
         if index is None:
             st.info("No dataset-example index for these weights and images yet: one pass over them builds it.")
             if not st.button("Build the index", key=Keys.CHANNEL_BUILD_INDEX, icon=":material/search:"):
                 return None
             index = _with_progress(
                 "Running the images through the net...",
-                lambda progress: resources.examples(
+                lambda progress: resources_channels.examples(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress
                 ),
             )
         by = st.radio("Rank by", list(_RANKINGS), format_func=_RANKINGS.get, horizontal=True, key=Keys.CHANNEL_RANKING)
         examples = index.examples(target, by)
-        pictures = resources.example_pictures(sel.weights, sel.device, folder, limit, tuple(e.index for e in examples))
+        pictures = resources_channels.example_pictures(sel.weights, sel.device, folder, limit, tuple(e.index for e in examples))
     except gnet.DatasetError as e:
         (st.error if folder else st.warning)(str(e))
         return None
@@ -223,8 +224,8 @@ def _knockouts(sel: Selection, loaded: gnet.LoadedModel, module: str) -> None:
         "Single channels off", options, key=f"{Keys.KNOCKOUT_CHANNELS}-{module}", placeholder="e.g. 5x5:12",
     )
     knockouts = tuple([f"{module}.{b}" for b in off] + [f"{module}.{c}" for c in channels])
-    intact = resources.ablation(sel.weights, sel.device, sel.digest, (), sel.image)
-    knocked = resources.ablation(sel.weights, sel.device, sel.digest, knockouts, sel.image)
+    intact = resources_channels.ablation(sel.weights, sel.device, sel.digest, (), sel.image)
+    knocked = resources_channels.ablation(sel.weights, sel.device, sel.digest, knockouts, sel.image)
     if not knockouts:
         st.info(f"Switch a branch of {module} off, or pick single channels: the heads below then change.")
     elif len(off) == len(BRANCHES):
@@ -248,7 +249,7 @@ def _knockouts(sel: Selection, loaded: gnet.LoadedModel, module: str) -> None:
 
 def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: int | None) -> None:
     try:
-        result = resources.branch_importance(sel.weights, sel.device, folder, limit, compute=False)
+        result = resources_channels.branch_importance(sel.weights, sel.device, folder, limit, compute=False)
         if result is None:
             st.info("Branch importance knocks out each of the 36 branches over a labelled set. Each batch fans out "
                     "into its 36 knocked-out copies at each module, about 12 plain passes of work.")
@@ -256,7 +257,7 @@ def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: in
                 return
             result = _with_progress(
                 "Knocking out branches...",
-                lambda progress: resources.branch_importance(
+                lambda progress: resources_channels.branch_importance(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress
                 ),
             )

@@ -13,7 +13,7 @@ import streamlit as st
 
 import gnet
 from dashboard import resources
-from dashboard.state import Selection
+from dashboard.state import Keys, Selection, show_sample
 
 if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotly or torch is loaded
     import pandas as pd
@@ -22,11 +22,13 @@ if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotl
 __all__ = [
     "aux_heads_note",
     "chart",
+    "domain_banner",
     "download_csv",
     "download_json",
     "error_boundary",
     "need_analysis",
     "need_model",
+    "try_analysis",
     "untrained_warning",
 ]
 
@@ -69,20 +71,59 @@ def need_model(sel: Selection) -> gnet.LoadedModel:
         st.stop()
 
 
-def need_analysis(sel: Selection) -> tuple[gnet.LoadedModel, gnet.Analysis]:
-    """The model and the cached analysis of the selected image, or why there is none."""
-    loaded = need_model(sel)
+def try_analysis(sel: Selection) -> gnet.Analysis | None:
+    """The cached analysis of the selected image, or None after saying why there is none."""
     if sel.image_error:
         st.error(sel.image_error)
-        st.stop()
+        return None
     if sel.image is None:
         st.info("Choose an image in the sidebar: a sample, an upload or a camera photo.")
-        st.stop()
+        return None
     try:
-        return loaded, resources.analysis(sel.weights, sel.device, sel.digest, sel.image)
+        return resources.analysis(sel.weights, sel.device, sel.digest, sel.image)
     except gnet.GNetError as e:
         st.error(str(e))
+        return None
+
+
+def need_analysis(sel: Selection) -> tuple[gnet.LoadedModel, gnet.Analysis]:
+    """The model and the cached analysis of the selected image, or why there is none (the page stops there)."""
+    loaded = need_model(sel)
+    result = try_analysis(sel)
+    if result is None:
         st.stop()
+    return loaded, result
+
+
+def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
+    """A warning when the selected image looks unlike the weights' training data, with a way back to the samples.
+
+    The score is :func:`gnet.indomain.in_domain`; weights without calibration data get a
+    caption saying so, never an invented score.
+    """
+    from gnet.indomain import NO_SCORE, THRESHOLD_PERCENTILE  # torch-heavy: imported where used, as above
+
+    found = resources.in_domain(sel.weights, sel.device, sel.digest, sel.image)
+    if found is None:
+        st.caption(f":material/help: {NO_SCORE}")
+        return
+    if found.in_domain:
+        return
+    classes = loaded.classes
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    st.warning(
+        f"**This image looks unlike the data these weights were trained on.** The model only knows these "
+        f"{len(classes)} classes: {shown}. Whatever the image shows, the heads must pick one of them, so the labels "
+        f"here mean little. (In-domain score {found.score:.1f}: less typical than {found.percentile:.1f}% of "
+        f"{found.reference}; the threshold, {found.threshold:.1f}, lets {THRESHOLD_PERCENTILE:g}% of them through.)",
+        icon=":material/travel_explore:",
+    )
+    samples = [s for s in resources.samples() if s.true_label(classes) is not None]
+    if samples:
+        st.button(
+            f"Look at a sample the model knows ({samples[0].name})", key=Keys.DOMAIN_SAMPLE, on_click=show_sample,
+            args=(samples[0],), icon=":material/photo_library:",
+        )
 
 
 def untrained_warning(loaded: gnet.LoadedModel) -> None:

@@ -1,4 +1,4 @@
-"""Heads: aux1, aux2 and main compared on this image and over every sample image."""
+"""Heads: aux1, aux2 and main compared on this image, over every sample image, and over a whole test set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import streamlit as st
 
 from dashboard import charts, resources, tables
 from dashboard.state import Selection
-from dashboard.views.common import aux_heads_note, chart, download_csv, need_analysis, untrained_warning
+from dashboard.views import heads_dataset
+from dashboard.views.common import (
+    aux_heads_note, chart, domain_banner, download_csv, need_model, try_analysis, untrained_warning,
+)
 from gnet.layers import HEADS
 
 __all__ = ["render"]
@@ -20,9 +23,20 @@ def render(sel: Selection) -> None:
         "GoogLeNet has three classifiers: aux1 on inception4a, aux2 on inception4d, and the main head after "
         "global average pooling. One forward pass computes all three."
     )
-    loaded, result = need_analysis(sel)
+    loaded = need_model(sel)
     untrained_warning(loaded)
     aux_heads_note(loaded)
+    _one_image(sel, loaded)
+    _batch(sel, loaded)
+    heads_dataset.render(sel, loaded)
+
+
+def _one_image(sel: Selection, loaded) -> None:
+    """The three heads on the sidebar's image (the sections below need no image)."""
+    result = try_analysis(sel)
+    if result is None:
+        return
+    domain_banner(sel, loaded)
     tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
     chart(
         charts.top_k_bars(tops, loaded.card.untrained_heads),
@@ -45,7 +59,6 @@ def render(sel: Selection) -> None:
         "from the main head's (0 for main itself).",
     )
     download_csv(summary, "Head comparison (CSV)", "heads.csv")
-    _batch(sel, loaded)
 
 
 def _batch(sel: Selection, loaded) -> None:

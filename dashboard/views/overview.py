@@ -7,7 +7,7 @@ import streamlit as st
 import gnet
 from dashboard import charts, export, resources, tables
 from dashboard.state import Selection
-from dashboard.views.common import chart, download_json, need_analysis, untrained_warning
+from dashboard.views.common import chart, domain_banner, download_json, need_analysis, untrained_warning
 
 __all__ = ["render"]
 
@@ -20,6 +20,7 @@ def render(sel: Selection) -> None:
     )
     loaded, result = need_analysis(sel)
     untrained_warning(loaded)
+    domain_banner(sel, loaded)
     left, right = st.columns([1, 3])
     with left:
         st.image(result.image, caption="What the network sees", width="stretch", clamp=True)

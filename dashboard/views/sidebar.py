@@ -6,14 +6,14 @@ import streamlit as st
 
 import gnet
 from dashboard import resources, url
-from dashboard.state import Keys, Selection, default_weights
+from dashboard.state import IMAGE_FROM_SAMPLES, IMAGE_FROM_SET, Keys, Selection, default_weights, picked_image
 from dashboard.views.common import download_json
 from gnet.images import SUPPORTED_EXTENSIONS
 from gnet.sources import split_source, with_overlay
 
 __all__ = ["render"]
 
-_SAMPLE, _UPLOAD, _CAMERA = "Sample", "Upload", "Camera"
+_SAMPLE, _UPLOAD, _CAMERA = IMAGE_FROM_SAMPLES, "Upload", "Camera"
 _CHECKPOINT = "upload a checkpoint"
 
 
@@ -37,7 +37,9 @@ def render() -> Selection:
 
 
 def _image() -> dict:
-    mode = st.radio("Image from", (_SAMPLE, _UPLOAD, _CAMERA), horizontal=True, key=Keys.IMAGE_MODE)
+    mode = st.radio("Image from", (_SAMPLE, _UPLOAD, _CAMERA, IMAGE_FROM_SET), horizontal=True, key=Keys.IMAGE_MODE)
+    if mode == IMAGE_FROM_SET:
+        return _picked()
     try:
         if mode == _SAMPLE:
             found = resources.samples()
@@ -63,6 +65,17 @@ def _image() -> dict:
         return {"image_error": str(e)}
     st.image(decoded.preview, caption=decoded.name, width=160)
     return {"image": decoded.image, "image_name": decoded.name, "digest": decoded.digest, "sample": sample}
+
+
+def _picked() -> dict:
+    """The image picked in the Heads page's disagreement gallery, or how to pick one."""
+    url.publish(url.SAMPLE, None)  # like an upload, a picked image is not shared through the address
+    picked = picked_image()
+    if picked is None:
+        st.caption("Click an image in the disagreement gallery of the **Heads** page to look at it here.")
+        return {}
+    st.image(picked.image, caption=picked.name, width=160)
+    return {"image": picked.image, "image_name": picked.name, "digest": picked.digest, "label": picked.label}
 
 
 def _weights() -> tuple[str, str, str | None]:

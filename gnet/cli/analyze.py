@@ -20,17 +20,26 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gnet.indomain import NO_SCORE, in_domain
     from gnet.probe import analyze
     from gnet.weights import load
 
     loaded = load(options.weights(args), args.device)
     analysis = analyze(loaded, args.image, top=args.top)
+    domain = in_domain(loaded, analysis)
     if args.json:
-        options.print_json(analysis.to_dict())
+        no_score = {"score": None, "percentile": None, "in_domain": None, "note": NO_SCORE}
+        options.print_json({**analysis.to_dict(), "in_domain": domain.to_dict() if domain else no_score})
         return 0
     print(f"{loaded.card.name}  |  device: {analysis.device}")
     for head in loaded.card.untrained_heads:
         print(f"warning: head {head} is NOT trained in these weights; its predictions are noise")
+    if domain is None:
+        print(f"note: {NO_SCORE}")
+    elif not domain.in_domain:
+        print(f"warning: this image looks unlike the training data (in-domain score {domain.score:.1f}, less typical "
+              f"than {domain.percentile:.1f}% of {domain.reference}): the model only knows its "
+              f"{len(loaded.classes)} classes, so these labels mean little")
     print()
     width = max(len(p.label) for h in analysis.heads.values() for p in h.top) + 8
     print("".join(f"{name:<{width}}" for name in analysis.heads))
