@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from ratios import sync
 
 from generated import make_folder, spread
 
@@ -30,11 +31,6 @@ from gnet.device import describe_device
 from gnet.distributed import SINGLE
 from gnet.train import TrainConfig, train
 from gnet.trainrun import TrainRun
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def step_rate(device: torch.device, amp: bool, batch: int, size: int, steps: int) -> float:
@@ -47,11 +43,11 @@ def step_rate(device: torch.device, amp: bool, batch: int, size: int, steps: int
     run.net.train()
     for _ in range(5):
         run.train_step(x, y, None)
-    _sync(device)
+    sync(device)
     started = time.perf_counter()
     for _ in range(steps):
         run.train_step(x, y, None)
-    _sync(device)
+    sync(device)
     return steps * batch / (time.perf_counter() - started)
 
 

@@ -15,15 +15,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ratios import interleaved, ratio, report
+from ratios import interleaved, ratio, report, sync
 
 import gnet
 from gnet.features import visualize
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -44,19 +39,19 @@ def main() -> None:
         for _ in range(args.steps):
             image = x.clone().requires_grad_(True)
             torch.autograd.grad(net(image).main.sum(), [image])
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def full() -> None:
         for _ in range(args.steps):
             image = x.clone().requires_grad_(True)
             net(image).main.sum().backward()
         net.zero_grad(set_to_none=True)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def visualizing(target: str):
         def run() -> None:
             visualize(loaded, target, steps=args.steps)
-            _sync(loaded.device)
+            sync(loaded.device)
 
         return run
 

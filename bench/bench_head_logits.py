@@ -20,15 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gnet, not an installed one
 
 import torch  # noqa: E402
+from ratios import sync  # noqa: E402
 
 import gnet  # noqa: E402
 from gnet.evaldata import fashion_mnist_test  # noqa: E402
 from gnet.headlogits import compute_logits  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -51,11 +47,11 @@ def main() -> None:
         with torch.inference_mode():
             for x in batches:
                 net(x)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def heads() -> None:
         compute_logits(loaded, data, batch_size=args.batch_size)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     with torch.inference_mode():
         net(batches[0])  # warm-up

@@ -14,18 +14,13 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ratios import interleaved, ratio, report
+from ratios import interleaved, ratio, report, sync
 
 import gnet
 from gnet.ablation import ablate
 from gnet.layers import BRANCH_POINTS, parse_channel
 from gnet.probe import every_branch_knocked_out, knocked_out
 from gnet.samples import sample_images
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -45,23 +40,23 @@ def main() -> None:
     def bare() -> None:
         with torch.inference_mode():
             net(x)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def knockout() -> None:
         ablate(loaded, x, ["inception4c.5x5"])
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def fanned() -> None:
         with torch.inference_mode(), every_branch_knocked_out(net, args.batch):
             net(batch)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def one_by_one() -> None:
         with torch.inference_mode():
             for knockouts in separate:
                 with knocked_out(net, knockouts):
                     net(batch)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     bare(), knockout()  # warm-up
     single = interleaved({"bare": bare, "knockout": knockout}, args.repeats)

@@ -13,14 +13,10 @@ import statistics
 import time
 
 import torch
+from ratios import sync
 
 import gnet
 from gnet.samples import sample_images
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -37,7 +33,7 @@ def main() -> None:
     def bare() -> None:
         with torch.inference_mode():
             net(x)
-        _sync(loaded.device)
+        sync(loaded.device)
 
     def probe() -> None:
         gnet.analyze(loaded, x)

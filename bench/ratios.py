@@ -36,3 +36,11 @@ def ratio(times: Mapping[str, list[float]], top: str, base: str) -> float:
     median = statistics.median(ratios)
     print(f"ratio {top} / {base}: median {median:.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f})")
     return median
+
+
+def sync(device) -> None:
+    """Wait for a CUDA device's queued work, so that a timing covers it (a no-op elsewhere)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)

@@ -27,7 +27,7 @@ from .evaldata import LabelledImages, batch_size_for, evaluation_set
 from .guard import exclusive
 from .layers import BRANCH_POINTS, HEADS, ChannelTarget, parse_channel
 from .probe import Prediction, every_branch_knocked_out, knocked_out
-from .storage import load_asset, load_cached, save_cached
+from .storage import load_asset, stored_or_built
 from .weights import LoadedModel
 
 __all__ = ["ASSET", "Ablation", "BranchImportance", "ablate", "branch_importance", "importance", "parse_knockouts"]
@@ -209,12 +209,6 @@ def importance(
             if shipped is None:
                 raise
             return BranchImportance.from_arrays(shipped)
-    key = {"weights": loaded.weights_hash, **data.key}
-    found = load_asset(ASSET, key) or load_cached(ASSET, key)
-    if found is not None:
-        return BranchImportance.from_arrays(found)
-    if not build:
-        return None
-    result = branch_importance(loaded, data, progress=progress)
-    save_cached(ASSET, key, result.to_arrays())
-    return result
+    compute = (lambda: branch_importance(loaded, data, progress=progress).to_arrays()) if build else None
+    found = stored_or_built(ASSET, {"weights": loaded.weights_hash, **data.key}, compute)
+    return None if found is None else BranchImportance.from_arrays(found[0])

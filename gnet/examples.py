@@ -27,7 +27,7 @@ from .evaldata import LabelledImages, batch_size_for, evaluation_set
 from .guard import exclusive
 from .layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels
 from .probe import capture
-from .storage import load_asset, load_cached, save_cached
+from .storage import stored_or_built
 from .weights import LoadedModel
 
 __all__ = ["ASSET", "K", "Example", "ExampleIndex", "build_index", "example_index", "module_rows"]
@@ -235,12 +235,6 @@ def example_index(
     """
     if data is None:
         data = evaluation_set(loaded)
-    key = {"weights": loaded.weights_hash, **data.key, "k": K}
-    found = load_asset(ASSET, key) or load_cached(ASSET, key)
-    if found is not None:
-        return ExampleIndex.from_arrays(found)
-    if not build:
-        return None
-    index = build_index(loaded, data, progress=progress)
-    save_cached(ASSET, key, index.to_arrays())
-    return index
+    compute = (lambda: build_index(loaded, data, progress=progress).to_arrays()) if build else None
+    found = stored_or_built(ASSET, {"weights": loaded.weights_hash, **data.key, "k": K}, compute)
+    return None if found is None else ExampleIndex.from_arrays(found[0])

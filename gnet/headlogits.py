@@ -9,8 +9,8 @@ spatial mean of any probe point's output, e.g. inception5b's, the main head's in
 Where the logits come from, cheapest first:
 
 1. **shipped**: for the bundled weights on the full Fashion-MNIST test set,
-   ``assets/fashion_mnist_test_logits.npz`` (float16, written by
-   ``scripts/ship_test_logits.py``). It names the weights' sha256 and the data's key, and is
+   ``assets/head_logits.npz`` (float16, written by ``scripts/ship_test_logits.py``). Its card
+   names the weights' sha256 and the data's key (:func:`gnet.storage.save_asset`), and it is
    used only when both match the loaded weights and the asked-for data.
 2. **disk cache**: :func:`gnet.storage.load_cached` under the weights' hash and the data's
    key, written atomically after a computation, so an interrupted run leaves nothing.
@@ -21,9 +21,7 @@ Where the logits come from, cheapest first:
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import storage
 from .evaldata import LabelledImages
 from .guard import exclusive
 from .layers import HEADS
 from .probe import capture, capture_points
-from .storage import ASSETS_DIR, atomic_write, load_cached, save_cached
+from .storage import load_asset, load_cached, save_asset, save_computed
 from .weights import LoadedModel
 
 __all__ = [
     "CACHE_KIND",
-    "SHIPPED_LOGITS",
     "HeadLogitSet",
     "Progress",
     "compute_logits",
@@ -51,8 +49,7 @@ __all__ = [
     "write_shipped",
 ]
 
-SHIPPED_LOGITS = ASSETS_DIR / "fashion_mnist_test_logits.npz"
-CACHE_KIND = "head_logits"
+CACHE_KIND = "head_logits"  # the disk cache's kind, and the shipped asset's name (assets/head_logits.npz, .json)
 FEATURES = "features/"  # array names of pooled features: "features/inception5b", beside the heads' names
 Progress = Callable[[int, int], None]  # (images done, images in all)
 
@@ -146,50 +143,36 @@ def _from_arrays(data: LabelledImages, arrays: dict[str, np.ndarray], origin: st
     )
 
 
-def read_shipped(path: Path = SHIPPED_LOGITS) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    """The shipped file's metadata (weights hash, data key, how it was made) and arrays; None if absent."""
-    if not path.is_file():
+def read_shipped() -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The shipped file's card (its ``key``: weights hash and data; how it was made) and arrays; None if absent."""
+    arrays = load_asset(CACHE_KIND, {})
+    if arrays is None:
         return None
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    return meta, arrays
+    return json.loads((storage.ASSETS_DIR / f"{CACHE_KIND}.json").read_text()), arrays
 
 
-def _shipped(loaded: LoadedModel, data: LabelledImages) -> HeadLogitSet | None:
-    found = read_shipped()
-    if found is None:
-        return None
-    meta, arrays = found
-    if meta.get("weights_sha256") != loaded.weights_hash or meta.get("data") != json.loads(json.dumps(data.key)):
-        return None
-    if not np.array_equal(arrays["labels"], data.labels.numpy()):
-        return None
-    return _from_arrays(data, arrays, "shipped")
-
-
-def write_shipped(path: Path, arrays: dict[str, np.ndarray], labels: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write the heads' logits as float16 with their labels and ``meta`` (weights_sha256, data, ...), atomically."""
-    buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer,
-        meta=np.array(json.dumps(meta, sort_keys=True)),
-        labels=labels.astype(np.uint16),
-        **{h: arrays[h].astype(np.float16) for h in HEADS},
-    )
-    return atomic_write(path, buffer.getvalue())
+def write_shipped(
+    arrays: dict[str, np.ndarray], labels: np.ndarray, key: dict[str, Any], card: dict[str, Any]
+) -> Path:
+    """Ship the heads' logits as float16 with their labels, keyed like the disk cache (:func:`gnet.storage.save_asset`)."""
+    halves = {h: arrays[h].astype(np.float16) for h in HEADS}
+    path, _ = save_asset(CACHE_KIND, key, {"labels": labels.astype(np.uint16), **halves}, card)
+    return path
 
 
 def stored_logits(loaded: LoadedModel, data: LabelledImages, features: Sequence[str] = ()) -> HeadLogitSet | None:
     """The heads' logits on ``data`` when they need no computation: shipped, or in the disk cache; else None."""
-    if not features:
-        found = _shipped(loaded, data)
-        if found is not None:
-            return found
+    key = _cache_key(loaded, data)
     wanted = [*HEADS, *(FEATURES + p for p in features)]
-    cached = load_cached(CACHE_KIND, _cache_key(loaded, data))
-    if cached is not None and all(name in cached for name in wanted) and len(cached["main"]) == len(data):
-        return _from_arrays(data, {name: cached[name] for name in wanted}, "disk cache")
+    # Features are never shipped: a request for them goes to the disk cache alone.
+    sources = ((load_asset, "shipped"), (load_cached, "disk cache"))[1 if features else 0 :]
+    for load, origin in sources:
+        arrays = load(CACHE_KIND, key)
+        if arrays is None or not all(name in arrays for name in wanted) or len(arrays["main"]) != len(data):
+            continue
+        if "labels" in arrays and not np.array_equal(arrays["labels"], data.labels.numpy()):
+            continue
+        return _from_arrays(data, {name: arrays[name] for name in wanted}, origin)
     return None
 
 
@@ -214,8 +197,5 @@ def head_logits(
             return found
     arrays = compute_logits(loaded, data, batch_size=batch_size, progress=progress, features=features)
     if cache:
-        try:
-            save_cached(CACHE_KIND, _cache_key(loaded, data), arrays)
-        except OSError as e:  # a full or read-only disk costs a recomputation next time, not this result
-            warnings.warn(f"the heads' logits were not cached ({e}); set GNET_CACHE_DIR to a writable folder")
+        save_computed(CACHE_KIND, _cache_key(loaded, data), arrays)
     return _from_arrays(data, arrays, "computed")

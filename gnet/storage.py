@@ -16,8 +16,9 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,12 @@ __all__ = [
     "file_sha256",
     "load_asset",
     "load_cached",
+    "load_stored",
     "prune_cache",
     "save_asset",
     "save_cached",
+    "save_computed",
+    "stored_or_built",
     "torch_save",
 ]
 
@@ -172,3 +176,39 @@ def load_asset(name: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
             return {n: npz[n] for n in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
+
+
+def load_stored(name: str, key: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The arrays of a result that needs no computation, and where they came from; else None.
+
+    The shipped asset ``name`` when its card's key matches (``"shipped"``), else the disk cache's
+    entry of kind ``name`` (``"disk cache"``). Every dataset-wide result (head logits, dataset
+    examples, branch importance) is looked up this way, cheapest first.
+    """
+    found = load_asset(name, key)
+    if found is not None:
+        return found, "shipped"
+    found = load_cached(name, key)
+    return None if found is None else (found, "disk cache")
+
+
+def save_computed(name: str, key: Mapping[str, Any], arrays: Mapping[str, Any]) -> None:
+    """:func:`save_cached`, except that a full or read-only disk only warns: it costs a
+    recomputation next time, not the result just computed."""
+    try:
+        save_cached(name, key, arrays)
+    except OSError as e:
+        warnings.warn(f"{name} was not cached ({e}); set {CACHE_ENV} to a writable folder", stacklevel=2)
+
+
+def stored_or_built(
+    name: str, key: Mapping[str, Any], build: Callable[[], Mapping[str, Any]] | None
+) -> tuple[dict[str, Any], str] | None:
+    """:func:`load_stored`, else ``build()``'s arrays, saved with :func:`save_computed` (origin
+    ``"computed"``); None when nothing is stored and ``build`` is None (the caller may not compute)."""
+    found = load_stored(name, key)
+    if found is not None or build is None:
+        return found
+    arrays = dict(build())
+    save_computed(name, key, arrays)
+    return arrays, "computed"

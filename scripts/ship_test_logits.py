@@ -1,6 +1,6 @@
 """Compute the bundled net's three heads on the 10,000 Fashion-MNIST test images and ship their logits.
 
-    python scripts/ship_test_logits.py [--out assets/fashion_mnist_test_logits.npz] [--threads 1]
+    python scripts/ship_test_logits.py [--threads 1]
 
 The Heads page and ``gnet heads`` read this file instead of running 10,000 forwards, but
 only while the weights' sha256 and the data's key recorded in it match the loaded weights
@@ -25,13 +25,12 @@ import gnet
 from gnet.device import hardware
 from gnet.evaldata import fashion_mnist_test
 from gnet.export import git_commit
-from gnet.headlogits import SHIPPED_LOGITS, compute_logits, read_shipped, write_shipped
+from gnet.headlogits import compute_logits, read_shipped, write_shipped
 from gnet.layers import HEADS
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=SHIPPED_LOGITS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
     p.add_argument("--batch-size", type=int, default=256)
     args = p.parse_args()
@@ -45,10 +44,8 @@ def main() -> None:
             loaded, data, batch_size=args.batch_size, progress=lambda done, _: bar.update(done - bar.n)
         )
     seconds = time.perf_counter() - start
-    meta = {
-        "weights_sha256": loaded.weights_hash,
+    card = {
         "weights": loaded.card.name,
-        "data": data.key,
         "heads": list(HEADS),
         "dtype": "float16",
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
@@ -57,13 +54,13 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_shipped(args.out, arrays, data.labels.numpy(), meta)
-    _, shipped = read_shipped(args.out)
+    out = write_shipped(arrays, data.labels.numpy(), {"weights": loaded.weights_hash, **data.key}, card)
+    _, shipped = read_shipped()
     labels = shipped["labels"].astype(np.int64)
     for head in HEADS:
         top1 = float((shipped[head].astype(np.float32).argmax(1) == labels).mean())
         print(f"{head}: top-1 {top1:.2%} on the float16 file (card: {loaded.card.accuracy.get(head)})")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} KB) in {seconds:.0f} s")
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} KB) in {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -185,9 +185,10 @@ def test_importance_needs_labels_the_weights_know(fake_fmnist):
         branch_importance(loaded, sample_set(loaded))
 
 
-def test_without_fashion_mnist_other_weights_are_told_what_to_install(tmp_path, monkeypatch):
+def test_other_weights_without_a_folder_are_told_to_name_one(tmp_path, monkeypatch):
+    # Their default set is the samples (gnet.evaldata.evaluation_set), which carry no labels these weights know.
     monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(DatasetError, match="Fashion-MNIST not found"):
+    with pytest.raises(DatasetError, match="use an image folder named after the weights' classes"):
         importance(make_loaded())
 
 

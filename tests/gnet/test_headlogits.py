@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import gnet
-from gnet import headlogits
+from gnet import headlogits, storage
 from gnet.evaldata import fashion_mnist_test, image_folder, sample_set
 from gnet.headlogits import compute_logits, head_logits, read_shipped
 from gnet.layers import HEADS
@@ -47,12 +47,13 @@ def _folder(root, classes=("c0", "c1"), per_class=3, size=40):
 
 def test_shipped_logits_match_a_recomputation_of_200_images():
     found = read_shipped()
-    assert found is not None, "assets/fashion_mnist_test_logits.npz is missing: run scripts/ship_test_logits.py"
-    meta, arrays = found
+    assert found is not None, "assets/head_logits.npz is missing: run scripts/ship_test_logits.py"
+    card, arrays = found
     loaded = gnet.load("bundled", "cpu")
-    assert meta["weights_sha256"] == loaded.weights_hash, "the shipped logits belong to other weights"
+    key = dict(card["key"])
+    assert key.pop("weights") == loaded.weights_hash, "the shipped logits belong to other weights"
     data = fashion_mnist_or_skip(loaded)
-    assert meta["data"] == data.key
+    assert key == data.key
     assert np.array_equal(arrays["labels"].astype(np.int64), data.labels.numpy())
     indices = np.sort(np.random.default_rng(9).choice(len(data), RECOMPUTED, replace=False))
     with torch.inference_mode():
@@ -130,13 +131,15 @@ def test_a_failed_forward_leaves_the_model_as_it_was(cache, monkeypatch):
 
 def test_stale_shipped_file_is_ignored(cache, tmp_path, monkeypatch):
     loaded = make_loaded()
-    data = sample_set(loaded)
+    data = image_folder(loaded, _folder(tmp_path / "set"))  # every image labelled, as a shipped set must be
     arrays = compute_logits(loaded, data)
-    path = tmp_path / "shipped.npz"
-    labels = np.maximum(data.labels.numpy(), 0)
-    headlogits.write_shipped(path, arrays, labels, {"weights_sha256": "0" * 64, "data": data.key})
-    monkeypatch.setattr(headlogits, "SHIPPED_LOGITS", path)
+    monkeypatch.setattr(storage, "ASSETS_DIR", tmp_path)
+    labels = data.labels.numpy()
+    headlogits.write_shipped(arrays, labels, {"weights": "0" * 64, **data.key}, {})
+    assert (tmp_path / "head_logits.npz").is_file()
     assert head_logits(loaded, data).origin == "computed"  # other weights' hash: not used
+    headlogits.write_shipped(arrays, labels, {"weights": loaded.weights_hash, **data.key}, {})
+    assert head_logits(loaded, data).origin == "shipped"  # the same file, for these weights: before the cache
 
 
 def test_a_broken_image_in_a_folder_is_named(cache, tmp_path):
