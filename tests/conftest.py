@@ -22,7 +22,7 @@ def make_loaded(seed: int = 0, input_size: int = 64) -> LoadedModel:
     card = ModelCard(
         name="tiny test net",
         source="test",
-        classes=TINY_CLASSES,
+        classes=list(TINY_CLASSES),  # a copy: a test may change its own card
         input_size=input_size,
         normalization={"mean": [0.5] * 3, "std": [0.25] * 3},
         heads_trained={"main": True, "aux1": True, "aux2": False},

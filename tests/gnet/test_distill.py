@@ -60,7 +60,7 @@ def test_the_overlay_holds_only_the_two_heads_and_its_card(bundled_overlay: tupl
     assert path.stat().st_size < 15e6  # the bundled file holds all of GoogLeNet in 20 MB
     base = gnet.load("bundled", "cpu")
     assert card["base_weights_sha256"] == base.weights_hash and card["method"] == DISTILLED
-    assert card["data"]["name"] == "Fashion-MNIST train set (300 images)" and card["data"]["images"] == 300
+    assert card["data"]["name"] == "Fashion-MNIST training set (300 images)" and card["data"]["images"] == 300
 
 
 def test_stacking_replaces_the_aux_heads_and_says_so(bundled_overlay: tuple[Path, dict]) -> None:
