@@ -144,7 +144,8 @@ def time_forward_backward(net: GoogLeNet, x: Tensor, *, batch: int = 8, repeats:
 
 
 def ig_internal_batch(net: GoogLeNet, x: Tensor, n_steps: int, budget_bytes: int = IG_MEMORY_BYTES) -> int:
-    """How many of the ``n_steps`` path points fit in ``budget_bytes`` at once (all of them when they fit).
+    """How many of ``n_steps`` images (path points, of one or several noisy copies) fit in
+    ``budget_bytes`` at once (all of them when they fit).
 
     An image's forward keeps every layer's output for the backward, and the backward makes a
     gradient of the same size: about 2 x 4 bytes per activation, counted from :func:`gnet.cost.flops`.
@@ -271,11 +272,11 @@ def integrated_gradients(
 
     Zero is taken in normalized input space: the baseline is the training data's mean colour, not black.
 
-    captum's ``NoiseTunnel`` runs one noisy copy at a time so ``progress`` can report each;
-    their SmoothGrad average is the same estimator as one call with ``nt_samples``.
-    ``internal_batch_size`` bounds how many of the ``n_steps`` path points go through the
-    net at once, hence memory; None takes as many as :data:`IG_MEMORY_BYTES` allows
-    (:func:`ig_internal_batch`). The noise is seeded, so equal calls give equal maps.
+    captum's ``NoiseTunnel`` runs the noisy copies in groups, as many at once as fit in
+    :data:`IG_MEMORY_BYTES` with all their path points (:func:`ig_internal_batch`), so that
+    ``progress`` can report each group; the groups' SmoothGrad average is the same estimator as
+    one call with ``nt_samples``. A given ``internal_batch_size`` runs one copy at a time, that
+    many path points per pass (it bounds memory). The noise is seeded, so equal calls give equal maps.
     ``progress`` returning False stops the computation between two noisy copies
     (:class:`Stopped` is raised).
     """
@@ -283,22 +284,32 @@ def integrated_gradients(
         raise ValueError("nt_samples must be >= 1 and n_steps >= 2")
     inputs = _input(x)
     if internal_batch_size is None:
-        internal_batch_size = ig_internal_batch(net, inputs, n_steps)
+        # As many noisy copies at once as fit in memory with all their path points (at 64 px, all
+        # of them: one pass, as captum's own single call would take), else path points alone.
+        fit = ig_internal_batch(net, inputs, n_steps * nt_samples)
+        group = max(1, min(nt_samples, fit // n_steps))
+        internal_batch_size = fit if group == 1 else group * n_steps
+    else:
+        group = 1
     total = torch.zeros_like(inputs)
+    done = 0
     with _explaining(net), seeded(seed, inputs.device):
         tunnel = NoiseTunnel(IntegratedGradients(_head_forward(net, head)))
-        for i in range(nt_samples):
-            total += tunnel.attribute(
+        while done < nt_samples:
+            copies = min(group, nt_samples - done)
+            total += copies * tunnel.attribute(
                 inputs,
                 nt_type="smoothgrad",
-                nt_samples=1,
+                nt_samples=copies,
+                nt_samples_batch_size=copies,
                 stdevs=stdevs,
                 target=target,
                 n_steps=n_steps,
                 internal_batch_size=internal_batch_size,
             ).detach()
-            if progress is not None and progress((i + 1) / nt_samples) is False and i + 1 < nt_samples:
-                raise Stopped(f"stopped after {i + 1} of {nt_samples} noisy copies")
+            done += copies
+            if progress is not None and progress(done / nt_samples) is False and done < nt_samples:
+                raise Stopped(f"stopped after {done} of {nt_samples} noisy copies")
     return normalize_heatmap(total / nt_samples)
 
 

@@ -133,9 +133,11 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
         yield
 
 
-# Below this largest entry, float32 squares lose digits (they are denormal under ~1e-38): such
-# tensors are normed in float64. Only the early layers of nets without batch norm get there.
-_FLOAT32_SAFE = 1e-15
+# Below this norm, float32 squares may have lost digits (an entry under ~1e-19 squares to a
+# denormal): such tensors are normed again in float64. The float32 norm bounds every entry, so
+# above it the entries lost to underflow weigh less than n * 1e-38 / 1e-24 of the squared norm.
+# Only the early layers of nets without batch norm get there.
+_FLOAT32_SAFE = 1e-12
 
 
 def tensor_norms(tensors: Sequence[Tensor | None]) -> list[float]:
@@ -143,25 +145,16 @@ def tensor_norms(tensors: Sequence[Tensor | None]) -> list[float]:
 
     All of them in one fused float32 pass (``torch._foreach_norm``, what
     ``torch.nn.utils.clip_grad_norm_`` uses), read back in one copy; the few tensors whose
-    entries are all tiny (without batch norm, early gradients can be ~1e-20 per entry) are
-    redone in float64, where their squares do not underflow.
+    norm is tiny (without batch norm, early gradients can be ~1e-20 per entry) are redone in
+    float64, where their squares do not underflow.
     """
     present = [t.detach() for t in tensors if t is not None]
     if not present:
         return [0.0] * len(tensors)
     with torch.no_grad():
-        fused = torch.stack(torch._foreach_norm(present) + torch._foreach_norm(present, ord=float("inf")))
-    norms, peaks = fused.view(2, -1).tolist()
-    exact = iter(
-        float(t.double().norm()) if peak < _FLOAT32_SAFE else norm for t, norm, peak in zip(present, norms, peaks)
-    )
+        norms = torch.stack(torch._foreach_norm(present)).tolist()
+    exact = iter(float(t.double().norm()) if norm < _FLOAT32_SAFE else norm for t, norm in zip(present, norms))
     return [0.0 if t is None else next(exact) for t in tensors]
-
-
-def _scaled_sum(total: Tensor | None, g: Tensor | None, weight: float) -> Tensor | None:
-    if g is None:
-        return total
-    return weight * g if total is None else total + weight * g
 
 
 def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> dict[str, list[float]]:
@@ -173,7 +166,14 @@ def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> 
         grads = torch.autograd.grad(losses[head], tensors, retain_graph=not last, allow_unused=True)
         norms[head] = tensor_norms(grads)
         weight = 1.0 if head == "main" else AUX_WEIGHT
-        combined = [_scaled_sum(c, g, weight) for c, g in zip(combined, grads)]
+        with torch.no_grad():
+            # Fused in place (the gradients are this function's own): one call, not one per tensor.
+            both = [j for j, g in enumerate(grads) if g is not None and combined[j] is not None]
+            if both:
+                torch._foreach_add_([combined[j] for j in both], [grads[j] for j in both], alpha=weight)
+            for j, g in enumerate(grads):
+                if g is not None and combined[j] is None:
+                    combined[j] = g if weight == 1.0 else g * weight
     norms["combined"] = tensor_norms(combined)
     return norms
 

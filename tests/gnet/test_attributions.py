@@ -127,8 +127,8 @@ def test_ig_plan_keeps_a_request_within_its_budget():
 
 
 def test_ig_all_steps_in_one_batch_gives_the_same_map(net, x):
-    assert A.ig_internal_batch(net, x, 16) == 16  # a small input: every path point at once
-    one_batch = A.integrated_gradients(net, x, 3, n_steps=16, nt_samples=2)
+    assert A.ig_internal_batch(net, x, 32) == 32  # a small input: both noisy copies' path points at once
+    one_batch = A.integrated_gradients(net, x, 3, n_steps=16, nt_samples=2)  # one pass of 32 images
     in_fours = A.integrated_gradients(net, x, 3, n_steps=16, nt_samples=2, internal_batch_size=4)
     np.testing.assert_allclose(one_batch, in_fours, rtol=1e-4, atol=1e-5)
     assert A.ig_internal_batch(net, x, 16, budget_bytes=1) == 1  # a tight budget: one point at a time
@@ -141,7 +141,7 @@ def test_ig_stops_when_progress_says_so(net, x):
         seen.append(done)
         return False
 
-    with pytest.raises(A.Stopped, match="after 1 of 3"):
-        A.integrated_gradients(net, x, 0, n_steps=4, nt_samples=3, progress=stop_after_first)
+    with pytest.raises(A.Stopped, match="after 1 of 3"):  # a given internal batch: one noisy copy at a time
+        A.integrated_gradients(net, x, 0, n_steps=4, nt_samples=3, internal_batch_size=4, progress=stop_after_first)
     assert seen == [pytest.approx(1 / 3)]
     assert not modules_with_hooks(net)
