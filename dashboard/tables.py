@@ -35,6 +35,7 @@ __all__ = [
     "knockout_top",
     "per_class_accuracy",
     "stage_summary",
+    "table1_reasons",
 ]
 
 
@@ -305,3 +306,15 @@ def gallery_item(disagreement, classes: list[str], png: bytes) -> dict:
         "lines": lines,
         "tooltip": f"Image #{d.index} (true class {truth}); KL(main || {d.aux}) = {d.kl:.2f} nats. " + "; ".join(lines),
     }
+
+
+def table1_reasons(table: pd.DataFrame) -> list[tuple[list[str], str]]:
+    """Each distinct reason of :func:`gnet.table1.table1_comparison` with the rows it explains, in row order.
+
+    The same sentence (torchvision's 3x3 '5x5' branch) explains nine rows: listed once, with all nine.
+    """
+    grouped: dict[str, list[str]] = {}
+    for name, reasons in zip(table["name"], table["reasons"]):
+        for reason in reasons:
+            grouped.setdefault(reason, []).append(name)
+    return [(rows, reason) for reason, rows in grouped.items()]

@@ -27,14 +27,13 @@ TABLE1_HEADING = "The paper's Table 1, side by side"
 def table1_section(page, path: Path) -> None:
     """From the Table 1 heading down to the end of its section (the CSV button), in one picture."""
     heading = page.get_by_role("heading", name=TABLE1_HEADING)
-    heading.scroll_into_view_if_needed()
     end = page.get_by_role("button", name="Table 1 comparison (CSV)")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 4000})  # the whole section at once
+    page.wait_for_timeout(1500)  # plotly re-lays out to the new size
+    heading.scroll_into_view_if_needed()
     top, bottom = heading.bounding_box(), end.bounding_box()
     height = int(bottom["y"] + bottom["height"] - top["y"]) + 24
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height + 200)})
-    page.wait_for_timeout(800)  # plotly re-lays out to the new size
-    heading.scroll_into_view_if_needed()
-    top, main = heading.bounding_box(), page.locator('[data-testid="stMain"]').bounding_box()
+    main = page.locator('[data-testid="stMain"]').bounding_box()
     page.screenshot(path=str(path), clip={"x": main["x"], "y": top["y"] - 12, "width": main["width"], "height": height})
     page.set_viewport_size(VIEWPORT)
 

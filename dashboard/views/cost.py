@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources, url
+from dashboard import charts, resources, tables, url
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_model
 from gnet.table1 import TOLERANCE_PCT
@@ -72,19 +72,19 @@ def _paper() -> None:
     st.dataframe(
         _side_by_side(table).style.apply(_mark_differences, axis=1),
         hide_index=True,
-        height=36 * (len(table) + 1) + 4,  # every row visible
-        column_config={
-            **{header: st.column_config.TextColumn(header, width="small") for header in _COLUMNS.values()},
-            "why it differs": st.column_config.TextColumn(width="large"),
-        },
+        height=35 * (len(table) + 1) + 3,  # every row visible, no empty row below
+        column_config={"why it differs": st.column_config.TextColumn(width="medium")},
     )
+    st.markdown("**Why the rows differ**\n\n" + "\n".join(
+        f"- **{', '.join(rows)}**: {reason}" for rows, reason in tables.table1_reasons(table)
+    ))
     st.caption(
         f"Params count conv and linear weights, ops count multiply-adds, as the paper does; auxiliary heads are "
         f"left out, as in the paper's table; {_EMPTY} = not applicable. Highlighted: a difference of more than "
         f"{TOLERANCE_PCT:.0f}% from Table 1 in the paper's layout. Every Inception module of the paper's layout is "
         f"within {TOLERANCE_PCT:.0f}% of Table 1 except where Table 1 disagrees with the widths in its own row: "
-        "the paper's layout built here has exactly the widths Table 1 lists (#1x1, #3x3 reduce, ...), and the note "
-        "gives what those widths imply."
+        "the paper's layout built here has exactly the widths Table 1 lists (#1x1, #3x3 reduce, ...), and the reason "
+        "above gives what those widths imply."
     )
     chart(
         charts.paper_vs_computed(table),
@@ -92,15 +92,11 @@ def _paper() -> None:
         "table's known oddity; torchvision's layout (orange) is lower in every Inception module because its "
         "'5x5' branch is really 3x3.",
     )
-    st.markdown(
-        "- **conv1**: Table 1 lists 2.7K parameters and 34M ops, which no 7x7 convolution from 3 to 64 channels "
-        "fits (9.4K weights, 118M multiply-adds at 224 px); the table itself is the odd one out.\n"
-        "- **'5x5' branches**: torchvision builds them with a 3x3 kernel (pytorch/vision#906), so its Inception "
-        "modules cost less than the paper's.\n"
-        "- **The loaded network** may differ again: another input size (ops scale with the number of pixels) or "
+    st.caption(
+        "The loaded network may differ again: another input size (ops scale with the number of pixels) or "
         "another number of classes (only the classifier changes)."
     )
-    download_csv(table, "Table 1 comparison (CSV)", "googlenet_table1_comparison.csv")
+    download_csv(table.drop(columns="reasons"), "Table 1 comparison (CSV)", "googlenet_table1_comparison.csv")
 
 
 _EMPTY = "–"

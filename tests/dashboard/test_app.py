@@ -231,6 +231,9 @@ def test_cost_table_and_paper(app_weights):
     assert shown.loc["maxpool1", "params K, Table 1"] == "–"  # not applicable: a dash, never "None"
     assert not paper.isin(["None", "nan"]).any().any()
     assert "oddity" in shown.loc["conv1", "why it differs"]
+    reasons = next(m.value for m in at.markdown if m.value.startswith("**Why the rows differ**"))
+    assert "- **conv2+conv3**: Table 1 counts parameters in thousands of 1,024" in reasons
+    assert "- **inception3a, inception3b, inception4a, inception4b, inception4c, inception4d" in reasons  # '5x5'
     at.select_slider(key="cost_input_size").set_value(128).run()
     _ok(at)
     assert len(at.dataframe[0].value) == len(gnet.flops(net, 128))

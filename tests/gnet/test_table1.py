@@ -85,3 +85,15 @@ def test_every_difference_beyond_tolerance_has_a_reason(comparison):
     assert "torchvision layout: " in by.loc["inception3b", "note"] and "3x3 kernel" in by.loc["inception3b", "note"]
     assert "3x3/2" in by.loc["maxpool4", "note"]
     assert by.loc["inception3a", "output_size"] == "28x28x256"
+
+
+def test_every_difference_beyond_two_percent_has_a_reason():
+    table = table1_comparison()
+    for row in table.itertuples(index=False):
+        diffs = [abs(d) for d in (row.params_k_paper_layout_diff_pct, row.ops_m_paper_layout_diff_pct) if d == d]
+        if any(d > 2.0 for d in diffs):
+            assert row.note, f"{row.name} differs by {max(diffs):.1f}% without a reason"
+    # Table 1's K of parameters is 1,024: conv2 (64 -> 64, 1x1) + conv3 (64 -> 192, 3x3) = 114,688 weights = its 112K.
+    conv = table[table["name"] == "conv2+conv3"].iloc[0]
+    assert conv.params_k == 112 and conv.params_k_paper_layout * 1000 == 64 * 64 + 64 * 192 * 9
+    assert "thousands of 1,024" in conv.note and "+0.0% from Table 1's 112K" in conv.note
