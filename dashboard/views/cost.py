@@ -73,12 +73,13 @@ def _paper() -> None:
         _side_by_side(table).style.apply(_mark_differences, axis=1),
         hide_index=True,
         height=35 * (len(table) + 1) + 3,  # every row visible, no empty row below
-        column_config={"why it differs": st.column_config.TextColumn(width="medium")},
     )
     st.markdown("**Why the rows differ**\n\n" + "\n".join(
         f"- **{', '.join(rows)}**: {reason}" for rows, reason in tables.table1_reasons(table)
     ))
     st.caption(
+        "T1: Table 1; paper: the paper's layout built here; tv: torchvision's layout; diff: paper against T1; "
+        "output: H x W x C. "
         f"Params count conv and linear weights, ops count multiply-adds, as the paper does; auxiliary heads are "
         f"left out, as in the paper's table; {_EMPTY} = not applicable. Highlighted: a difference of more than "
         f"{TOLERANCE_PCT:.0f}% from Table 1 in the paper's layout. Every Inception module of the paper's layout is "
@@ -100,19 +101,18 @@ def _paper() -> None:
 
 
 _EMPTY = "–"
-_COLUMNS = {  # table1_comparison column -> shown header
+_COLUMNS = {  # table1_comparison column -> shown header (short: the whole table fits the page)
     "name": "layer",
-    "output_size": "output (H x W x C)",
-    "params_k": "params K, Table 1",
-    "params_k_paper_layout": "params K, paper's layout",
+    "output_size": "output",
+    "params_k": "K params, T1",
+    "params_k_paper_layout": "K params, paper",
     "params_k_paper_layout_diff_pct": "params diff",
-    "params_k_torchvision": "params K, torchvision",
-    "ops_m": "ops M, Table 1",
-    "ops_m_paper_layout": "ops M, paper's layout",
+    "params_k_torchvision": "K params, tv",
+    "ops_m": "M ops, T1",
+    "ops_m_paper_layout": "M ops, paper",
     "ops_m_paper_layout_diff_pct": "ops diff",
-    "ops_m_torchvision": "ops M, torchvision",
-    "note": "why it differs",
-}
+    "ops_m_torchvision": "M ops, tv",
+}  # the reasons are listed below the table, each once with the rows it explains
 
 
 def _side_by_side(table: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +126,6 @@ def _side_by_side(table: pd.DataFrame) -> pd.DataFrame:
             shown[column] = shown[column].map(lambda v: _EMPTY if pd.isna(v) else f"{v:+.1f}%")
         elif column.startswith(("params", "ops")):
             shown[column] = shown[column].map(lambda v: _EMPTY if pd.isna(v) else f"{v:,.1f}")
-    shown["note"] = shown["note"].replace("", _EMPTY)
     return shown.rename(columns=_COLUMNS)
 
 

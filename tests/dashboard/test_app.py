@@ -226,12 +226,12 @@ def test_cost_table_and_paper(app_weights):
     expected = gnet.table1_comparison(224).set_index("name")
     shown = paper.set_index("layer")
     assert list(shown.index) == list(expected.index)
-    assert shown.loc["inception3a", "ops M, paper's layout"] == f"{expected.loc['inception3a', 'ops_m_paper_layout']:,.1f}"
-    assert shown.loc["inception3a", "ops M, Table 1"] == "128.0"
-    assert shown.loc["maxpool1", "params K, Table 1"] == "–"  # not applicable: a dash, never "None"
+    assert shown.loc["inception3a", "M ops, paper"] == f"{expected.loc['inception3a', 'ops_m_paper_layout']:,.1f}"
+    assert shown.loc["inception3a", "M ops, T1"] == "128.0"
+    assert shown.loc["maxpool1", "K params, T1"] == "–"  # not applicable: a dash, never "None"
     assert not paper.isin(["None", "nan"]).any().any()
-    assert "oddity" in shown.loc["conv1", "why it differs"]
     reasons = next(m.value for m in at.markdown if m.value.startswith("**Why the rows differ**"))
+    assert "- **conv1**: The paper's 2.7K params / 34M ops do not fit" in reasons and "oddity" in reasons
     assert "- **conv2+conv3**: Table 1 counts parameters in thousands of 1,024" in reasons
     assert "- **inception3a, inception3b, inception4a, inception4b, inception4c, inception4d" in reasons  # '5x5'
     at.select_slider(key="cost_input_size").set_value(128).run()
