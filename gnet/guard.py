@@ -70,15 +70,15 @@ def exclusive(net: nn.Module, *, training: bool = False) -> Iterator[nn.Module]:
         modules = _MODULES.get(net)
         if modules is None:
             modules = _MODULES[net] = tuple(net.modules())
-        modes = {m: m.training for m in modules}
+        modes = [m.training for m in modules]
         # nn.Module.train() walks every submodule (~0.5 ms for GoogLeNet): skip it when nothing
         # would change, as for a shared model that stays in eval mode. The probe's budget is tight.
-        if any(mode != training for mode in modes.values()):
+        if any(mode != training for mode in modes):
             net.train(training)
         try:
             yield net
         finally:
             # Restore per submodule: a caller may have mixed modes (e.g. frozen batch norm).
-            for m, mode in modes.items():
+            for m, mode in zip(modules, modes):
                 if m.training != mode:
                     m.training = mode

@@ -324,13 +324,25 @@ def _to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
 _WIDTHS = {m: [branch_channels(m, b) for b in BRANCHES] for m in INCEPTION_MODULES}
 
 
+# The 36 branches in concatenation order, and where each one's channels sit: constants of the
+# architecture, computed once (per call they cost more than the statistics themselves).
+_BRANCH_ORDER = [(m, b) for m in INCEPTION_MODULES for b in BRANCHES]
+_BRANCH_WIDTHS = np.array([w for m in INCEPTION_MODULES for w in _WIDTHS[m]])
+_BRANCH_STARTS = np.cumsum(np.concatenate(([0], _BRANCH_WIDTHS[:-1])))  # in the concatenation of all modules
+_BRANCH_OFFSETS = [  # within its module's output
+    int(sum(_WIDTHS[m][: list(BRANCHES).index(b)])) for m, b in _BRANCH_ORDER
+]
+# Each channel's (branch, position) in a branches x widest-branch grid, for ranking all branches at once.
+_GRID_ROWS = np.repeat(np.arange(len(_BRANCH_WIDTHS)), _BRANCH_WIDTHS)
+_GRID_COLS = np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])
+
+
 def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, ModuleResult]:
     """Every module's per-branch statistics from :func:`_channel_stats`' 3 x (all channels) array.
 
     All 36 branches at once, as array arithmetic; only the result objects are built one by one.
     """
-    widths = np.array([w for m in INCEPTION_MODULES for w in _WIDTHS[m]])
-    starts = np.cumsum(np.concatenate(([0], widths[:-1])))
+    widths, starts = _BRANCH_WIDTHS, _BRANCH_STARTS
     hw = np.repeat([acts[m].shape[1] * acts[m].shape[2] for m in INCEPTION_MODULES], len(BRANCHES))
     sums, energies, nonzeros = np.add.reduceat(stats, starts, axis=1)  # one value per branch
     counts = widths * hw
@@ -340,23 +352,18 @@ def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, Mod
     shares = np.divide(energies, module_energy, out=np.zeros_like(energies), where=module_energy > 0)
     # Each branch's channel means, padded to the widest branch, ranked in one call.
     padded = np.full((len(widths), widths.max()), -np.inf)
-    for i, (start, width) in enumerate(zip(starts, widths)):
-        padded[i, :width] = stats[0, start : start + width] / hw[i]
+    padded[_GRID_ROWS, _GRID_COLS] = stats[0] / hw[_GRID_ROWS]
     order = np.argsort(-padded, axis=1, kind="stable")[:, :TOP_CHANNELS]
     top_means = np.take_along_axis(padded, order, axis=1)
-    columns = zip(means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(), energies.tolist(),
-                  shares.tolist(), order.tolist(), top_means.tolist(), widths.tolist())
-    results, offsets = {}, {}
-    for i, (mean, std, zeros, energy, share, top, top_mean, width) in enumerate(columns):
-        module, branch = INCEPTION_MODULES[i // len(BRANCHES)], list(BRANCHES)[i % len(BRANCHES)]
-        offset = offsets.get(module, 0)
-        offsets[module] = offset + width
+    columns = zip(_BRANCH_ORDER, _BRANCH_OFFSETS, means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(),
+                  energies.tolist(), shares.tolist(), order.tolist(), top_means.tolist(), widths.tolist())
+    results: dict[str, dict[str, BranchResult]] = {m: {} for m in INCEPTION_MODULES}
+    for (module, branch), offset, mean, std, zeros, energy, share, top, top_mean, width in columns:
         keep = min(TOP_CHANNELS, width)
-        result = BranchResult(
+        results[module][branch] = BranchResult(
             name=branch, activation=acts[module][offset : offset + width], mean=mean, std=std, zero_fraction=zeros,
             energy=energy, energy_share=share, top_channels=top[:keep], top_channel_means=top_mean[:keep],
         )
-        results.setdefault(module, {})[branch] = result
     return {m: ModuleResult(m, tuple(acts[m].shape), branches) for m, branches in results.items()}
 
 
@@ -407,7 +414,7 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
             torch.cuda.synchronize(loaded.device)
         t2 = time.perf_counter()
         names = list(store)
-        stats = _channel_stats([store[name][0] for name in net.inception_modules()])
+        stats = _channel_stats([store[name][0] for name in INCEPTION_MODULES])
         # Activations, logits, the statistics and the input reach the CPU in one copy.
         copied = _to_cpu([*(store[name][0] for name in names), *(h[0] for h in out), stats, x[0]])
     acts = dict(zip(names, copied))
