@@ -23,6 +23,7 @@ from .model import GoogLeNet, GoogLeNetConfig
 from .storage import ASSETS_DIR
 
 __all__ = [
+    "BINARY_K",
     "LAYOUTS",
     "PAPER_CITATION",
     "PAPER_TABLE_PATH",
