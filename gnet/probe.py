@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .guard import exclusive
 from .images import load_image
-from .layers import BRANCHES, HEADS, INCEPTION_MODULES, STEM_POINTS, ChannelTarget, branch_channels, submodule
+from .layers import BRANCH_POINTS, BRANCHES, HEADS, INCEPTION_MODULES, STEM_POINTS, ChannelTarget, branch_channels, submodule
 from .model import GoogLeNet
 from .preprocess import denormalize
 from .weights import LoadedModel
@@ -319,19 +319,12 @@ def _to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
     return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
-# Branch widths of the nine modules in concatenation order, from gnet.layers' table (reading them
-# off the modules walks torch's __getattr__ hundreds of times per analysis).
-_WIDTHS = {m: [branch_channels(m, b) for b in BRANCHES] for m in INCEPTION_MODULES}
-
-
-# The 36 branches in concatenation order, and where each one's channels sit: constants of the
-# architecture, computed once (per call they cost more than the statistics themselves).
-_BRANCH_ORDER = [(m, b) for m in INCEPTION_MODULES for b in BRANCHES]
-_BRANCH_WIDTHS = np.array([w for m in INCEPTION_MODULES for w in _WIDTHS[m]])
+# The 36 branches in concatenation order (gnet.layers.BRANCH_POINTS) and where each one's channels
+# sit: constants of the architecture, computed once (reading widths off the modules walks torch's
+# __getattr__ hundreds of times, and per call this costs more than the statistics themselves).
+_BRANCH_WIDTHS = np.array([branch_channels(p.module, p.branch) for p in BRANCH_POINTS])
 _BRANCH_STARTS = np.cumsum(np.concatenate(([0], _BRANCH_WIDTHS[:-1])))  # in the concatenation of all modules
-_BRANCH_OFFSETS = [  # within its module's output
-    int(sum(_WIDTHS[m][: list(BRANCHES).index(b)])) for m, b in _BRANCH_ORDER
-]
+_BRANCH_OFFSETS = (_BRANCH_STARTS - np.repeat(_BRANCH_STARTS[:: len(BRANCHES)], len(BRANCHES))).tolist()  # in its module
 # Each channel's (branch, position) in a branches x widest-branch grid, for ranking all branches at once.
 _GRID_ROWS = np.repeat(np.arange(len(_BRANCH_WIDTHS)), _BRANCH_WIDTHS)
 _GRID_COLS = np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])
@@ -355,13 +348,13 @@ def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, Mod
     padded[_GRID_ROWS, _GRID_COLS] = stats[0] / hw[_GRID_ROWS]
     order = np.argsort(-padded, axis=1, kind="stable")[:, :TOP_CHANNELS]
     top_means = np.take_along_axis(padded, order, axis=1)
-    columns = zip(_BRANCH_ORDER, _BRANCH_OFFSETS, means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(),
+    columns = zip(BRANCH_POINTS, _BRANCH_OFFSETS, means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(),
                   energies.tolist(), shares.tolist(), order.tolist(), top_means.tolist(), widths.tolist())
     results: dict[str, dict[str, BranchResult]] = {m: {} for m in INCEPTION_MODULES}
-    for (module, branch), offset, mean, std, zeros, energy, share, top, top_mean, width in columns:
+    for point, offset, mean, std, zeros, energy, share, top, top_mean, width in columns:
         keep = min(TOP_CHANNELS, width)
-        results[module][branch] = BranchResult(
-            name=branch, activation=acts[module][offset : offset + width], mean=mean, std=std, zero_fraction=zeros,
+        results[point.module][point.branch] = BranchResult(
+            name=point.branch, activation=acts[point.module][offset : offset + width], mean=mean, std=std, zero_fraction=zeros,
             energy=energy, energy_share=share, top_channels=top[:keep], top_channel_means=top_mean[:keep],
         )
     return {m: ModuleResult(m, tuple(acts[m].shape), branches) for m, branches in results.items()}
