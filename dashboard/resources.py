@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
     from dashboard.tables import Bottleneck
     from gnet.attributions import Attribution
-    from gnet.indomain import InDomain
     from gnet.runs import RecordedRuns
 
 # torch, pandas, captum and the rest of gnet are imported inside the functions that use them, and
@@ -60,7 +59,6 @@ __all__ = [
     "device_name",
     "energy_figure",
     "head_summary",
-    "in_domain",
     "live_comparison",
     "model",
     "table1",
@@ -445,11 +443,3 @@ def attribution(
     )
     store.put(key, result)
     return result
-
-
-@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
-def in_domain(weights: str, device: str, digest: str, _image: Image.Image) -> InDomain | None:
-    """:func:`gnet.indomain.in_domain` of the cached analysis; None when the weights have no calibration data."""
-    from gnet.indomain import in_domain as score
-
-    return score(model(weights, device), analysis(weights, device, digest, _image))

@@ -16,16 +16,22 @@ import json
 from typing import TYPE_CHECKING
 
 import streamlit as st
+from PIL import Image
 
-from dashboard.resources import LOGIT_SETS_KEPT, SET_RESULTS_KEPT, SET_TTL_S, SETS_KEPT, TTL_S, model
+from dashboard.resources import (
+    LOGIT_SETS_KEPT, SET_RESULTS_KEPT, SET_TTL_S, SETS_KEPT, TABLES_KEPT, TTL_S, analysis, model,
+)
 
 if TYPE_CHECKING:
     from gnet.earlyexit import ExitCurve
     from gnet.evaldata import LabelledImages
     from gnet.headlogits import HeadLogitSet, Progress
     from gnet.headstats import Disagreement, HeadComparison
+    from gnet.indomain import InDomain
 
-__all__ = ["data_key", "evaluation_set", "exit_curve", "gallery", "head_comparison", "head_logits", "thumbnails"]
+__all__ = [
+    "data_key", "evaluation_set", "exit_curve", "gallery", "head_comparison", "head_logits", "in_domain", "thumbnails",
+]
 
 
 @st.cache_resource(max_entries=SETS_KEPT, ttl=SET_TTL_S, show_spinner="Reading the image set...")
@@ -116,3 +122,12 @@ def thumbnails(
         picture.save(buffer, format="PNG")
         found.append(buffer.getvalue())
     return found
+
+
+@st.cache_data(max_entries=TABLES_KEPT, ttl=TTL_S, show_spinner=False)
+def in_domain(weights: str, device: str, digest: str, _image: Image.Image) -> InDomain | None:
+    """:func:`gnet.indomain.in_domain` of the cached analysis (its reference is fitted on the
+    training set and calibrated on the test set); None when the weights have no calibration data."""
+    from gnet.indomain import in_domain as score
+
+    return score(model(weights, device), analysis(weights, device, digest, _image))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 import gnet
-from dashboard import resources
+from dashboard import resources, resources_sets
 from dashboard.state import Keys, Selection, show_sample
 
 if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotly or torch is loaded
@@ -103,7 +103,7 @@ def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
     """
     from gnet.indomain import NO_SCORE, THRESHOLD_PERCENTILE  # torch-heavy: imported where used, as above
 
-    found = resources.in_domain(sel.weights, sel.device, sel.digest, sel.image)
+    found = resources_sets.in_domain(sel.weights, sel.device, sel.digest, sel.image)
     if found is None:
         st.caption(f":material/help: {NO_SCORE}")
         return
