@@ -1,6 +1,6 @@
 """Every library hot path of issue 14 as a ratio to its floor, each measured in one interleaved run.
 
-    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1]
+    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1] [--rows analyze,gradients,ig]
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
 - analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
@@ -55,7 +55,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--device", default=None)
     p.add_argument("--num-threads", type=int, default=None)
+    p.add_argument("--rows", default="analyze,gradients,ig", help="which rows to run, comma-separated")
     args = p.parse_args()
+    rows = set(args.rows.split(","))
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     bundled = gnet.load("bundled", args.device)
@@ -63,6 +65,8 @@ def main() -> None:
     print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats")
 
     for loaded, label in ((bundled, "bundled, 64 px"), (gnet.load("random", args.device), "random, 224 px")):
+        if "analyze" not in rows:
+            break
         x = loaded.preprocess(sample_images()[-1].path)
 
         def bare(net=loaded.net, x=x) -> None:
@@ -72,6 +76,13 @@ def main() -> None:
         ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
               args.repeats, device)
 
+    if "gradients" in rows:
+        _gradients(device, args.repeats)
+    if "ig" in rows:
+        _integrated_gradients(bundled, device, args.repeats)
+
+
+def _gradients(device: torch.device, repeats: int) -> None:
     net = gnet.googlenet(num_classes=10, batch_norm=True, branch5x5_kernel=5, seed=0).to(device).train()
     g = torch.Generator().manual_seed(0)
     xb = torch.randn(8, 3, 64, 64, generator=g).to(device)
@@ -82,8 +93,10 @@ def main() -> None:
         net.zero_grad(set_to_none=True)
 
     ratio("layer_gradients / plain forward+backward (batch 8, 64 px)", lambda: layer_gradients(net, xb, yb), plain,
-          args.repeats, device)
+          repeats, device)
 
+
+def _integrated_gradients(bundled, device: torch.device, repeats: int) -> None:
     x = bundled.preprocess(sample_images()[-1].path)
     target = int(gnet.analyze(bundled, x).heads["main"].top[0].index)
     maps = {}
@@ -94,7 +107,7 @@ def main() -> None:
                                                internal_batch_size=batch)
         return run
 
-    ratio("IG 16x4: internal batch 4 / memory-budgeted batch (64 px)", ig(4), ig(None), max(5, args.repeats // 3),
+    ratio("IG 16x4: internal batch 4 / memory-budgeted batch (64 px)", ig(4), ig(None), max(5, repeats // 3),
           device)
     print(f"{'':58} largest difference between the two maps: {float(np.abs(maps[4] - maps[None]).max()):.2e}")
 

@@ -211,6 +211,8 @@ class ConvBlock(nn.Module):
     ``batch_norm=True`` the attribute names (``conv``, ``bn``) and eps match torchvision.
     """
 
+    reads_training = False  # its forward never reads self.training (gnet.guard watches only modules that do)
+
     def __init__(self, in_channels: int, out_channels: int, *, batch_norm: bool, **conv_kwargs) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=not batch_norm, **conv_kwargs)
@@ -229,6 +231,8 @@ class Inception(nn.Module):
     Attribute names (``branch1``..``branch4``) match torchvision; :data:`BRANCHES`
     gives their public names.
     """
+
+    reads_training = False  # its forward never reads self.training (gnet.guard watches only modules that do)
 
     def __init__(
         self,
@@ -281,6 +285,8 @@ class InceptionAux(nn.Module):
     The paper pools 5x5 with stride 3 (14x14 -> 4x4); like torchvision we pool
     adaptively to 4x4 so the head also works for inputs smaller than 224.
     """
+
+    reads_training = False  # its forward never reads self.training (gnet.guard watches only modules that do)
 
     def __init__(self, in_channels: int, num_classes: int, *, batch_norm: bool = True, dropout: float = 0.7) -> None:
         super().__init__()

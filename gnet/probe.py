@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -191,10 +191,12 @@ class Prediction:
 
 @dataclass
 class BranchResult:
-    """One branch's output (C x H x W, CPU) and its statistics."""
+    """One branch's statistics, and its output (C x H x W, CPU): a slice of its module's output."""
 
     name: str
-    activation: Tensor
+    module_output: Tensor = field(repr=False)  # the whole module's C x H x W output
+    offset: int  # where the branch's channels start in it
+    channels: int
     mean: float
     std: float
     zero_fraction: float
@@ -204,8 +206,9 @@ class BranchResult:
     top_channel_means: list[float]
 
     @property
-    def channels(self) -> int:
-        return int(self.activation.shape[0])
+    def activation(self) -> Tensor:
+        """The branch's output: a view, taken when asked for (36 views per analysis cost more than their statistics)."""
+        return self.module_output[self.offset : self.offset + self.channels]
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics (not the activation)."""
@@ -291,24 +294,33 @@ class Analysis:
         }
 
 
+_JOINED_ELEMENTS = 1 << 16  # module outputs are concatenated up to this size (measured in bench/bench_speed.py)
+
+
 def _channel_stats(outputs: Sequence[Tensor]) -> Tensor:
     """3 x (all channels) on the outputs' device: per-channel sum, sum of squares and non-zero count.
 
-    Module outputs (C x H x W) of the same height and width are concatenated first (three groups
-    in GoogLeNet: 3a-3b, 4a-4e, 5a-5b), so the whole net takes three reductions per group rather
-    than one pass per statistic per branch. The kernels are the fast ones measured on a CPU:
-    vector_norm (no temporary) and sign().abs().sum() (count_nonzero was 20x slower).
+    Each reduction over H x W is a matrix-vector product with ones: on a CPU, BLAS's ``mv`` beats
+    ``sum``, ``vector_norm`` and ``count_nonzero`` on these short rows. Small consecutive outputs of
+    the same height and width are concatenated first (at 64 px: 3a-3b, 4a-4e, 5a-5b), so the net
+    takes three reductions per run, not per module: for tiny tensors the cost is per call. Large
+    outputs (224 px) are reduced one by one, which is faster than copying them into one.
     """
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, out in enumerate(outputs):
-        groups.setdefault(tuple(out.shape[1:]), []).append(i)
-    stats: list[Tensor | None] = [None] * len(outputs)
-    for members in groups.values():
-        flat = torch.cat([outputs[i].flatten(1) for i in members]).float()  # channels of the group x HW
-        rows = torch.stack((flat.sum(1), torch.linalg.vector_norm(flat, dim=1).square(), flat.sign().abs_().sum(1)))
-        for i, part in zip(members, rows.split([outputs[i].shape[0] for i in members], dim=1)):
-            stats[i] = part
-    return torch.cat(stats, dim=1)
+    runs: list[list[Tensor]] = []
+    size = 0
+    for out in outputs:
+        if runs and runs[-1][0].shape[1:] == out.shape[1:] and size + out.numel() <= _JOINED_ELEMENTS:
+            runs[-1].append(out)
+            size += out.numel()
+        else:
+            runs.append([out])
+            size = out.numel()
+    rows = []
+    for run in runs:
+        flat = (torch.cat([out.flatten(1) for out in run]) if len(run) > 1 else run[0].flatten(1)).float()
+        ones = flat.new_ones(flat.shape[1])
+        rows.append(torch.stack((torch.mv(flat, ones), torch.mv(flat * flat, ones), torch.mv(flat.sign().abs_(), ones))))
+    return torch.cat(rows, dim=1)
 
 
 def _to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
@@ -325,9 +337,10 @@ def _to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
 _BRANCH_WIDTHS = np.array([branch_channels(p.module, p.branch) for p in BRANCH_POINTS])
 _BRANCH_STARTS = np.cumsum(np.concatenate(([0], _BRANCH_WIDTHS[:-1])))  # in the concatenation of all modules
 _BRANCH_OFFSETS = (_BRANCH_STARTS - np.repeat(_BRANCH_STARTS[:: len(BRANCHES)], len(BRANCHES))).tolist()  # in its module
-# Each channel's (branch, position) in a branches x widest-branch grid, for ranking all branches at once.
+_KEEP = np.minimum(_BRANCH_WIDTHS, TOP_CHANNELS).tolist()
+# Each channel's branch, and its cell in a branches x widest-branch grid, for ranking all branches at once.
 _GRID_ROWS = np.repeat(np.arange(len(_BRANCH_WIDTHS)), _BRANCH_WIDTHS)
-_GRID_COLS = np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])
+_GRID_CELLS = _GRID_ROWS * _BRANCH_WIDTHS.max() + np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])
 
 
 def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, ModuleResult]:
@@ -335,43 +348,49 @@ def _module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, Mod
 
     All 36 branches at once, as array arithmetic; only the result objects are built one by one.
     """
-    widths, starts = _BRANCH_WIDTHS, _BRANCH_STARTS
-    hw = np.repeat([acts[m].shape[1] * acts[m].shape[2] for m in INCEPTION_MODULES], len(BRANCHES))
-    sums, energies, nonzeros = np.add.reduceat(stats, starts, axis=1)  # one value per branch
+    widths = _BRANCH_WIDTHS
+    hw = np.repeat(np.array([acts[m].shape[1] * acts[m].shape[2] for m in INCEPTION_MODULES]), len(BRANCHES))
+    sums, energies, nonzeros = np.add.reduceat(stats, _BRANCH_STARTS, axis=1)  # one value per branch
     counts = widths * hw
     means = sums / counts
     stds = np.sqrt(np.maximum(energies / counts - means**2, 0.0) * counts / np.maximum(counts - 1, 1))  # unbiased
     module_energy = np.repeat(energies.reshape(-1, len(BRANCHES)).sum(1), len(BRANCHES))
     shares = np.divide(energies, module_energy, out=np.zeros_like(energies), where=module_energy > 0)
-    # Each branch's channel means, padded to the widest branch, ranked in one call.
-    padded = np.full((len(widths), widths.max()), -np.inf)
-    padded[_GRID_ROWS, _GRID_COLS] = stats[0] / hw[_GRID_ROWS]
-    order = np.argsort(-padded, axis=1, kind="stable")[:, :TOP_CHANNELS]
-    top_means = np.take_along_axis(padded, order, axis=1)
-    columns = zip(BRANCH_POINTS, _BRANCH_OFFSETS, means.tolist(), stds.tolist(), (1.0 - nonzeros / counts).tolist(),
-                  energies.tolist(), shares.tolist(), order.tolist(), top_means.tolist(), widths.tolist())
+    # Each branch's channel means, padded to the widest branch, ranked in one call (stable: ties keep channel order).
+    padded = np.full(len(widths) * widths.max(), np.inf)
+    padded[_GRID_CELLS] = -stats[0] / hw[_GRID_ROWS]
+    order = np.argsort(padded.reshape(len(widths), -1), axis=1, kind="stable")[:, :TOP_CHANNELS]
+    top_means = -padded[order + np.arange(0, padded.size, widths.max())[:, None]]
+    columns = zip(BRANCH_POINTS, _BRANCH_OFFSETS, _BRANCH_WIDTHS.tolist(), means.tolist(), stds.tolist(),
+                  (1.0 - nonzeros / counts).tolist(), energies.tolist(), shares.tolist(), order.tolist(),
+                  top_means.tolist(), _KEEP)
     results: dict[str, dict[str, BranchResult]] = {m: {} for m in INCEPTION_MODULES}
-    for point, offset, mean, std, zeros, energy, share, top, top_mean, width in columns:
-        keep = min(TOP_CHANNELS, width)
+    for point, offset, width, mean, std, zeros, energy, share, top, top_mean, keep in columns:
         results[point.module][point.branch] = BranchResult(
-            name=point.branch, activation=acts[point.module][offset : offset + width], mean=mean, std=std, zero_fraction=zeros,
-            energy=energy, energy_share=share, top_channels=top[:keep], top_channel_means=top_mean[:keep],
+            name=point.branch, module_output=acts[point.module], offset=offset, channels=width, mean=mean, std=std,
+            zero_fraction=zeros, energy=energy, energy_share=share, top_channels=top[:keep],
+            top_channel_means=top_mean[:keep],
         )
     return {m: ModuleResult(m, tuple(acts[m].shape), branches) for m, branches in results.items()}
 
 
 def _head_results(logits: dict[str, Tensor], classes: Sequence[str], top: int, trained: dict[str, bool]):
-    """Each head's top-k, entropy, agreement with and KL divergence to the main head, in a few batched ops."""
+    """Each head's top-k, entropy, agreement with and KL divergence to the main head, in a few batched ops.
+
+    In float64, which costs nothing for 3 x classes numbers: the KL of two close heads is a small
+    difference of large terms, and float32 got its fourth digit wrong.
+    """
     k = min(top, len(classes))
-    stacked = torch.stack([logits[h].float() for h in HEADS])  # 3 x C, main first
+    stacked = torch.stack([logits[h].double() for h in HEADS])  # 3 x C, main first
     log_probs = F.log_softmax(stacked, dim=-1)
     probs = log_probs.exp()
     values, indices = torch.topk(probs, k, dim=-1)
     entropy = -(probs * log_probs).sum(-1)
     # KL(main || head): how much the head's distribution misses the main head's.
     kl = (probs[0] * (log_probs[0] - log_probs)).sum(-1)
-    top1 = log_probs.argmax(-1)
+    top1 = indices[:, 0]
     values, indices, entropy, kl, top1 = (t.tolist() for t in (values, indices, entropy, kl, top1))
+    probs = probs.float()
     results = {}
     for i, h in enumerate(HEADS):
         results[h] = HeadResult(

@@ -6,7 +6,10 @@ Its one intended change is the gradient layers' names, which follow gnet.layers'
 scheme (``conv1`` became ``conv1.conv``, ``inception3a.3x3`` became ``inception3a.3x3.conv``);
 gradients.json holds the new names with the old values. Timing fields and the thread count
 in ``device`` are left out; floats compare with a tolerance that a faster but equivalent
-computation keeps (float32 reductions instead of float64, another summation order).
+computation keeps (float32 reductions instead of float64, another summation order). The one
+exception is the heads' KL divergence to main, now computed in float64: the golden files hold
+float32's value, whose absolute error (1.2e-7 on aux1's 2.3e-4) is beyond a relative tolerance,
+so it compares within an absolute 1e-6.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def _assert_same(got, want, where: str = "", rel: float = 1e-4) -> None:
         for i, (g, w) in enumerate(zip(got, want)):
             _assert_same(g, w, f"{where}[{i}]", rel)
     elif isinstance(want, float) and not isinstance(want, bool):
-        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-9 * max(1.0, abs(want))), (where, got, want)
+        absolute = 1e-6 if where.endswith(".kl_to_main") else 1e-9 * max(1.0, abs(want))
+        assert math.isclose(got, want, rel_tol=rel, abs_tol=absolute), (where, got, want)
     else:
         assert got == want, (where, got, want)
 

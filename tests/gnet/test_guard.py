@@ -4,7 +4,8 @@ import time
 import torch
 from torch import nn
 
-from gnet.guard import exclusive, model_lock, seeded
+from gnet.guard import _modules, exclusive, model_lock, seeded
+from gnet.model import googlenet
 
 
 def test_exclusive_sets_and_restores_mixed_modes_even_on_error():
@@ -19,6 +20,26 @@ def test_exclusive_sets_and_restores_mixed_modes_even_on_error():
     except RuntimeError:
         pass
     assert [m.training for m in net.modules()] == [True, True, True, False]
+
+
+def test_exclusive_restores_what_the_body_changed_when_it_changed_nothing_itself():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.BatchNorm1d(2)).eval()
+    with exclusive(net, training=False):  # already in eval: exclusive changes nothing on entry
+        net[2].train()
+        net.train()
+    assert not net.training and not net[1].training and not net[2].training
+
+
+def test_exclusive_watches_the_modules_whose_mode_changes_an_output():
+    class Custom(nn.Module):  # unknown to the guard: it may read self.training
+        def forward(self, x):
+            return x
+
+    net = googlenet(num_classes=10, batch_norm=True, seed=0)
+    net.add_module("custom", Custom())
+    _, watched = _modules(net)
+    assert {type(m).__name__ for m in watched} == {"GoogLeNet", "BatchNorm2d", "Dropout", "Custom"}
+    assert len(watched) == 1 + sum(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in net.modules()) + 1
 
 
 def test_one_lock_per_model():
