@@ -57,7 +57,7 @@ ensure_apt() {
 case "$what" in
   app)
     ensure_venv requirements.txt
-    exec "$py" -m streamlit run dashboard/app.py "$@"
+    exec "$py" -m streamlit run dashboard/serve.py "$@"
     ;;
   test)
     ensure_venv requirements-dev.txt

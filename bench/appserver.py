@@ -25,11 +25,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(repo: Path, weights: str = "bundled", python: str = sys.executable) -> Iterator[tuple[str, int]]:
-    """(url, pid) of `streamlit run dashboard/app.py` started from ``repo``, stopped on exit."""
+    """(url, pid) of `streamlit run dashboard/serve.py` (as run.sh starts it) started from ``repo``, stopped on exit."""
     port = free_port()
     env = {**os.environ, "GNET_WEIGHTS": weights, "PYTHONPATH": str(repo)}
     proc = subprocess.Popen(
-        [python, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port), "--server.address",
+        [python, "-m", "streamlit", "run", "dashboard/serve.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -1,1 +1,1 @@
-"""GoogLeNet Explorer, the Streamlit dashboard over :mod:`gnet` (run ``streamlit run dashboard/app.py``)."""
+"""GoogLeNet Explorer, the Streamlit dashboard over :mod:`gnet` (run ``streamlit run dashboard/serve.py``)."""

@@ -1,6 +1,7 @@
 """GoogLeNet Explorer: the router. Page setup, the page list and the sidebar every page shares.
 
-Run from the repository root: ``streamlit run dashboard/app.py``.
+Served by :mod:`dashboard.serve` (``streamlit run dashboard/serve.py``, what run.sh does); running this file
+directly works too, without the warm-up.
 """
 
 import sys

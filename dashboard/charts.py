@@ -139,39 +139,31 @@ def stage_diagram(stages: pd.DataFrame) -> go.Figure:
     pos = {row.stage: (x_of[row.stage], 0.0) for row in main.itertuples()}
     for row in stages[stages["kind"] == "aux"].itertuples():
         pos[row.stage] = (x_of.get(AUX_ATTACH.get(row.stage, ""), 0.0), -1.25)
-    fig = go.Figure()
     half_w, half_h = 0.44, 0.45
+    # Shapes and annotations as plain dicts, handed to the figure once: plotly validates its whole
+    # list again on every add_shape/add_annotation, so adding ~45 one by one took half a second.
+    shapes, notes = [], []
     for row in stages.itertuples():
         x, y = pos[row.stage]
-        fig.add_shape(
-            type="rect",
-            x0=x - half_w,
-            x1=x + half_w,
-            y0=y - half_h,
-            y1=y + half_h,
-            fillcolor=_STAGE_COLORS.get(row.kind, "#ccc"),
-            line={"color": "white", "width": 1},
-            layer="below",
-        )
-        fig.add_annotation(
-            x=x,
-            y=y,
-            text=f"<b>{_short_stage(row.stage)}</b><br>{_shape_text(row.out_shape)}<br>"
+        shapes.append({
+            "type": "rect", "x0": x - half_w, "x1": x + half_w, "y0": y - half_h, "y1": y + half_h,
+            "fillcolor": _STAGE_COLORS.get(row.kind, "#ccc"), "line": {"color": "white", "width": 1},
+            "layer": "below",
+        })
+        notes.append({
+            "x": x, "y": y, "showarrow": False,
+            "text": f"<b>{_short_stage(row.stage)}</b><br>{_shape_text(row.out_shape)}<br>"
             + (f"{_si(row.flops)}FLOP" if row.flops else "no MACs"),
-            showarrow=False,
-            font={"size": 11, "color": "white" if row.kind in ("inception", "aux", "classifier") else "black"},
-        )
+            "font": {"size": 11, "color": "white" if row.kind in ("inception", "aux", "classifier") else "black"},
+        })
+    arrow = {"xref": "x", "yref": "y", "axref": "x", "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowwidth": 1,
+             "text": ""}
     for a, b in zip(main["stage"][:-1], main["stage"][1:]):
-        fig.add_annotation(
-            x=pos[b][0] - half_w, y=0, ax=pos[a][0] + half_w, ay=0, xref="x", yref="y", axref="x", ayref="y",
-            showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1, text="",
-        )
+        notes.append({"x": pos[b][0] - half_w, "y": 0, "ax": pos[a][0] + half_w, "ay": 0, "arrowsize": 1, **arrow})
     for stage, parent in AUX_ATTACH.items():
         if stage in pos and parent in pos:
-            fig.add_annotation(
-                x=pos[stage][0], y=pos[stage][1] + half_h, ax=pos[parent][0], ay=-half_h, xref="x", yref="y",
-                axref="x", ayref="y", showarrow=True, arrowhead=2, arrowwidth=1, text="",
-            )
+            notes.append({"x": pos[stage][0], "y": pos[stage][1] + half_h, "ax": pos[parent][0], "ay": -half_h, **arrow})
+    fig = go.Figure(layout={"shapes": shapes, "annotations": notes})
     fig.add_trace(
         go.Scatter(
             x=[pos[s][0] for s in stages["stage"]],

@@ -207,8 +207,15 @@ def load_checkpoint(
     _check_finite(sd, name)
     if check is not None:
         check(meta, config)
-    net = GoogLeNet(config)
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=not aux_missing)
+    # Contiguous: the trainer saves channels_last weights, and a net's layout should not depend on its file.
+    weights = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    if aux_missing:  # the aux heads keep their random initialisation
+        net = GoogLeNet(config)
+        net.load_state_dict(weights, strict=False)
+    else:  # every tensor comes from the file: skip the random initialisation (a quarter second)
+        with torch.device("meta"):
+            net = GoogLeNet(config)
+        net.load_state_dict(weights, assign=True)
     meta["aux_heads_missing"] = bool(aux_missing)
     return net, meta
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "dashboard" / "app.py"
+APP = ROOT / "dashboard" / "serve.py"  # the app as run.sh serves it
 TEST_WEIGHTS = os.environ.get("GNET_WEIGHTS", "bundled")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,7 +80,7 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(chromium_path: Path, artifacts_dir: Path) -> Iterator[str]:
-    """A ``streamlit run dashboard/app.py`` server on a free port, stopped at the end of the session."""
+    """A ``streamlit run dashboard/serve.py`` server (as run.sh starts it) on a free port, stopped at the end of the session."""
     port = _free_port()
     log = artifacts_dir / "streamlit.log"
     env = {**os.environ, "GNET_WEIGHTS": TEST_WEIGHTS, "PYTHONPATH": str(ROOT)}

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: upload an image, visit every page, look for charts and no traceback.
 
-Starts ``streamlit run dashboard/app.py`` on a free port and drives Debian's chromium with
+Starts ``streamlit run dashboard/serve.py`` on a free port and drives Debian's chromium with
 Playwright. Full-page screenshots of every page are saved as artifacts (see conftest.py).
 """
 

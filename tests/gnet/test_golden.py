@@ -37,17 +37,17 @@ def _run(capsys, argv: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def _assert_same(got, want, where: str = "", rel: float = 1e-4) -> None:
+def _assert_same(got, want, where: str = "", rel: float = 1e-4, floor: float = 0.0) -> None:
     if isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), where
         for key in want:
-            _assert_same(got[key], want[key], f"{where}.{key}", rel)
+            _assert_same(got[key], want[key], f"{where}.{key}", rel, floor)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), where
         for i, (g, w) in enumerate(zip(got, want)):
-            _assert_same(g, w, f"{where}[{i}]", rel)
+            _assert_same(g, w, f"{where}[{i}]", rel, floor)
     elif isinstance(want, float) and not isinstance(want, bool):
-        absolute = 1e-6 if where.endswith(".kl_to_main") else 1e-9 * max(1.0, abs(want))
+        absolute = max(floor, 1e-6 if where.endswith(".kl_to_main") else 1e-9 * max(1.0, abs(want)))
         assert math.isclose(got, want, rel_tol=rel, abs_tol=absolute), (where, got, want)
     else:
         assert got == want, (where, got, want)
@@ -70,7 +70,11 @@ def test_flops_json_is_unchanged(capsys):
 
 def test_gradients_json_is_unchanged(capsys):
     got = _run(capsys, ["gradients", SAMPLE, "--weights", "bundled", "--json"])
-    _assert_same(got, json.loads((GOLDEN / "gradients.json").read_text()), rel=1e-4)
+    want = json.loads((GOLDEN / "gradients.json").read_text())
+    # A norm a million times below the largest one (inception5a.pool_proj.proj's main, 6.4e-7 against
+    # 3.0) is float32 rounding of near-zero gradients: it moves with the weights' memory alignment.
+    largest = max(row[loss] for q in ("layers", "activation") for row in want[q] for loss in ("main", "aux1", "aux2"))
+    _assert_same(got, want, rel=1e-4, floor=1e-6 * largest)
 
 
 def test_the_comparison_tolerates_only_small_differences():
