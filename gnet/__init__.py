@@ -48,7 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ModelCard": "weights",
     "load": "weights",
     "load_checkpoint": "checkpoint",
-    "Analysis": "probe",
+    "Analysis": "analysis",
     "analyze": "probe",
     "predict": "probe",
     "CostRow": "cost",
@@ -120,7 +120,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
     from .losses import AUX_WEIGHT, head_losses
     from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
-    from .probe import Analysis, analyze, predict
+    from .analysis import Analysis
+    from .probe import analyze, predict
     from .table1 import paper_table, table1_comparison
     from .distill import DistillConfig, distill_aux
     from .train import TrainConfig

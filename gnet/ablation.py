@@ -26,7 +26,8 @@ from .errors import DatasetError
 from .evaldata import LabelledImages, batch_size_for, evaluation_set
 from .guard import exclusive
 from .layers import BRANCH_POINTS, HEADS, ChannelTarget, parse_channel
-from .probe import Prediction, every_branch_knocked_out, knocked_out
+from .analysis import Prediction
+from .probe import every_branch_knocked_out, knocked_out
 from .storage import load_asset, stored_or_built
 from .weights import LoadedModel
 

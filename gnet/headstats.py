@@ -17,7 +17,7 @@ Definitions (each pinned by ``tests/gnet/test_headstats.py`` against a direct co
   classifies correctly while main does not.
 - **disagreement**: an image where aux1's or aux2's top-1 differs from main's, ranked by
   KL(main || aux) in nats (the larger over the disagreeing aux heads), the measure of
-  :attr:`gnet.probe.HeadResult.kl_to_main`.
+  :attr:`gnet.analysis.HeadResult.kl_to_main`.
 
 Statistics that need labels use only the images whose label is known (>= 0); with none,
 they are None, and agreement, confidence and entropy are still given.

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .layers import STAGE_ENDS
-from .probe import Analysis
+from .analysis import Analysis
 from .storage import ASSETS_DIR, atomic_write
 from .weights import LoadedModel
 
