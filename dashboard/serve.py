@@ -2,8 +2,8 @@
 
 Run from the repository root: ``streamlit run dashboard/serve.py`` (what ``run.sh`` does).
 
-A visitor's first page needs torch, torchvision, gnet and the page modules imported: about
-seven seconds on a small CPU. Streamlit would import them only once that visitor's browser has
+A visitor's first page needs torch, torchvision, gnet and the page modules imported: most of
+the 9 s that ``import torch, torchvision, streamlit`` takes on this project's 2-core CPU. Streamlit would import them only once that visitor's browser has
 loaded the page and connected. Here a background thread starts importing them as the server
 starts (``st.App``'s lifespan hook), so the import overlaps the browser's own loading, and a
 visitor who arrives later finds them done. The server accepts connections at once: a visitor

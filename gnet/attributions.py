@@ -194,9 +194,9 @@ def _head_forward(net: nn.Module, head: str) -> Callable[[Tensor], Tensor]:
 
     def forward(x: Tensor) -> Tensor:
         if _CHANNELS_LAST_ON_CPU and x.device.type == "cpu":
-            # oneDNN's convolutions, forward and backward, run 1.3-1.5x faster on a channels_last
-            # input than on captum's contiguous batches (bench/bench_speed.py); the copy is
-            # differentiable, and the shared net's weights are left as they are.
+            # oneDNN's convolutions, forward and backward, ran faster on a channels_last input than
+            # on captum's contiguous batches: 16 images, 1.36x at 224 px (random net), 1.10x at
+            # 64 px (bundled net). The copy is differentiable; the shared net's weights stay as they are.
             x = x.contiguous(memory_format=torch.channels_last)
         return getattr(net(x), head)
 
