@@ -1,14 +1,17 @@
 """Every library hot path of issue 14 as a ratio to its floor, each measured in one interleaved run.
 
-    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1] [--rows analyze,gradients,ig]
+    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1]
+        [--rows analyze,layout,gradients,ig]
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
 - analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
+- layout: the eval forward of the net as gnet.load leaves it (channels_last on a CPU) / the same
+  net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
   forward + backward of the combined loss;
 - Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former path (a
-  fixed internal batch of 4, captum's contiguous batches) / today's (the memory-budgeted batch,
-  all steps at once when they fit, channels_last on a CPU); then batching alone; with the
+  fixed internal batch of 4, contiguous weights) / today's (the memory-budgeted batch, all
+  steps at once when they fit, the net as loaded); then batching alone; with the
   largest differences between their maps.
 Each row's timings are interleaved repeat by repeat, so a change in load hits both sides; the
 median ratio is printed with its min and max.
@@ -17,6 +20,7 @@ median ratio is printed with its min and max.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -26,7 +30,6 @@ import torch
 from ratios import sync
 
 import gnet
-from gnet import attributions
 from gnet.attributions import integrated_gradients
 from gnet.gradients import layer_gradients
 from gnet.losses import head_losses
@@ -57,7 +60,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--device", default=None)
     p.add_argument("--num-threads", type=int, default=None)
-    p.add_argument("--rows", default="analyze,gradients,ig", help="which rows to run, comma-separated")
+    p.add_argument("--rows", default="analyze,layout,gradients,ig", help="which rows to run, comma-separated")
     args = p.parse_args()
     rows = set(args.rows.split(","))
     if args.num_threads:
@@ -67,7 +70,7 @@ def main() -> None:
     print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats")
 
     for loaded, label in ((bundled, "bundled, 64 px"), (gnet.load("random", args.device), "random, 224 px")):
-        if "analyze" not in rows:
+        if not rows & {"analyze", "layout"}:
             break
         x = loaded.preprocess(sample_images()[-1].path)
 
@@ -75,8 +78,11 @@ def main() -> None:
             with torch.inference_mode():
                 net(x)
 
-        ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
-              args.repeats, device)
+        if "analyze" in rows:
+            ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
+                  args.repeats, device)
+        if "layout" in rows:
+            _layout(loaded, x, label, device, args.repeats)
 
     if "gradients" in rows:
         _gradients(device, args.repeats)
@@ -98,31 +104,46 @@ def _gradients(device: torch.device, repeats: int) -> None:
           repeats, device)
 
 
-def _integrated_gradients(bundled, device: torch.device, repeats: int) -> None:
-    """The former path (internal batch 4, captum's contiguous batches) against today's (budgeted, channels_last on a CPU).
+def _contiguous_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` as it ran before gnet.load chose channels_last on a CPU: every weight in the standard layout."""
+    return copy.deepcopy(net).to(memory_format=torch.contiguous_format)
 
-    The second row separates batching from the memory format: both sides channels_last.
+
+def _layout(loaded, x: torch.Tensor, label: str, device: torch.device, repeats: int) -> None:
+    contiguous = _contiguous_copy(loaded.net)
+
+    def forward(net: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            with torch.inference_mode():
+                net(x)
+        return run
+
+    ratio(f"eval forward: as loaded / contiguous weights ({label})", forward(loaded.net), forward(contiguous),
+          repeats, device)
+
+
+def _integrated_gradients(bundled, device: torch.device, repeats: int) -> None:
+    """The former path (internal batch 4, contiguous weights) against today's (budgeted batch, the net as loaded).
+
+    The second row separates batching from the layout: both sides on the net as loaded.
     """
     x = bundled.preprocess(sample_images()[-1].path)
     target = int(gnet.analyze(bundled, x).heads["main"].top[0].index)
+    nets = {"former": _contiguous_copy(bundled.net), "now": bundled.net}
     maps = {}
 
-    def ig(batch: int | None, channels_last: bool = True) -> Callable[[], None]:
+    def ig(batch: int | None, net: str = "now") -> Callable[[], None]:
         def run() -> None:
-            attributions._CHANNELS_LAST_ON_CPU = channels_last
-            try:
-                maps[batch, channels_last] = integrated_gradients(bundled.net, x, target, n_steps=16, nt_samples=4,
-                                                                  internal_batch_size=batch)
-            finally:
-                attributions._CHANNELS_LAST_ON_CPU = True
+            maps[batch, net] = integrated_gradients(nets[net], x, target, n_steps=16, nt_samples=4,
+                                                    internal_batch_size=batch)
         return run
 
     n = max(5, repeats // 3)
-    ratio("IG 16x4: former (batch 4, contiguous) / now (budgeted)", ig(4, False), ig(None), n, device)
+    ratio("IG 16x4: former (batch 4, contiguous) / now (budgeted)", ig(4, "former"), ig(None), n, device)
     ratio("IG 16x4: internal batch 4 / budgeted, both as now", ig(4), ig(None), n, device)
     print(f"{'':58} largest difference between the maps, former and now: "
-          f"{float(np.abs(maps[4, False] - maps[None, True]).max()):.2e}; batch 4 and budgeted, both as now: "
-          f"{float(np.abs(maps[4, True] - maps[None, True]).max()):.2e}")
+          f"{float(np.abs(maps[4, 'former'] - maps[None, 'now']).max()):.2e}; batch 4 and budgeted, both as now: "
+          f"{float(np.abs(maps[4, 'now'] - maps[None, 'now']).max()):.2e}")
 
 
 if __name__ == "__main__":

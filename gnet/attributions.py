@@ -59,7 +59,6 @@ __all__ = [
 # All the steps of one noisy copy go through the net at once when they fit (fastest); a large
 # input splits them into internal batches.
 IG_MEMORY_BYTES = 1 << 30
-_CHANNELS_LAST_ON_CPU = True  # see _head_forward; bench/bench_speed.py turns it off to time the former path
 IG_MAX_STEPS = 64  # path points per noisy copy (captum's default is 50)
 IG_MAX_SAMPLES = 16  # noisy copies (SmoothGrad)
 
@@ -193,11 +192,8 @@ def _head_forward(net: nn.Module, head: str) -> Callable[[Tensor], Tensor]:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
 
     def forward(x: Tensor) -> Tensor:
-        if _CHANNELS_LAST_ON_CPU and x.device.type == "cpu":
-            # oneDNN's convolutions, forward and backward, ran faster on a channels_last input than
-            # on captum's contiguous batches: 16 images, 1.36x at 224 px (random net), 1.10x at
-            # 64 px (bundled net). The copy is differentiable; the shared net's weights stay as they are.
-            x = x.contiguous(memory_format=torch.channels_last)
+        # On a CPU a loaded net's weights are channels_last (gnet.device.memory_format), so oneDNN
+        # runs captum's contiguous batches in that layout too.
         return getattr(net(x), head)
 
     return forward

@@ -207,8 +207,12 @@ def load_checkpoint(
     _check_finite(sd, name)
     if check is not None:
         check(meta, config)
-    # Contiguous: the trainer saves channels_last weights, and a net's layout should not depend on its file.
-    weights = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    # In the standard layout, whatever the file's: the trainer saves channels_last weights, and a
+    # 1x1 kernel saved so passes .contiguous() unchanged yet makes its convolution's output channels_last.
+    weights = {
+        k: v.to(torch.float32 if v.is_floating_point() else v.dtype, memory_format=torch.contiguous_format)
+        for k, v in sd.items()
+    }
     if aux_missing:  # the aux heads keep their random initialisation
         net = GoogLeNet(config)
         net.load_state_dict(weights, strict=False)

@@ -191,11 +191,12 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
             torch.cuda.synchronize(loaded.device)
         t2 = time.perf_counter()
         names = list(store)
-        stats = channel_stats([store[name][0] for name in INCEPTION_MODULES])
-        # Activations, logits, the statistics and the input reach the CPU in one copy.
-        copied = to_cpu([*(store[name][0] for name in names), *(h[0] for h in out), stats, x[0]])
+        stats = channel_stats([store[name] for name in INCEPTION_MODULES])
+        # Activations, logits, the statistics and the input reach the CPU in one copy. The modules'
+        # outputs keep their batch dimension: a branch's activation is taken from it when asked for.
+        copied = to_cpu([*(store[name] for name in names), *(h[0] for h in out), stats, x[0]])
     acts = dict(zip(names, copied))
-    modules = module_results(acts, copied[-2].double().numpy())
+    modules = module_results(acts, copied[-2].numpy())
     heads = head_results(dict(zip(HEADS, copied[len(names) : len(names) + len(HEADS)])), loaded.classes, top,
                           loaded.card.heads_trained)
     t3 = time.perf_counter()
@@ -206,7 +207,7 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
         device=loaded.device_name,
         input=x_cpu,
         image=denormalize(x_cpu, mean, std) if mean and std else x_cpu.permute(1, 2, 0).numpy(),
-        stem={name: acts[name] for name in STEM_POINTS},
+        stem={name: acts[name][0] for name in STEM_POINTS},
         modules=modules,
         heads=heads,
         timing_ms={

@@ -33,7 +33,7 @@ from torch import Tensor
 from torchvision.models import GoogLeNet_Weights
 
 from .checkpoint import load_checkpoint
-from .device import describe_device, resolve_device
+from .device import describe_device, memory_format, resolve_device
 from .errors import CheckpointError, WeightsError, WeightsNotFoundError
 from .layers import HEADS
 from .model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, GoogLeNet, GoogLeNetConfig
@@ -361,5 +361,5 @@ def load(
     else:
         raise WeightsError(f"Unknown weights {weights!r}: use one of {', '.join(SOURCES)} or a checkpoint file path.")
     return LoadedModel(
-        net=net.to(dev).eval(), card=card, transform=transform, device=dev, source=source, files=files
+        net=net.to(dev, memory_format=memory_format(dev)).eval(), card=card, transform=transform, device=dev, source=source, files=files
     )

@@ -161,3 +161,24 @@ def test_statistics_match_torch_reductions(tiny_loaded):
             assert r.std == pytest.approx(float(x.std()), rel=1e-4, abs=1e-9)
             assert r.energy == pytest.approx(float(x.square().sum()), rel=1e-5)
             assert r.zero_fraction == pytest.approx(float((x == 0).double().mean()))
+            means = x.mean(dim=(1, 2))
+            order = torch.sort(-means, stable=True).indices[: len(r.top_channels)].tolist()
+            assert r.top_channels == order  # strongest first, ties in channel order
+            assert r.top_channel_means == pytest.approx(means[order].tolist(), rel=1e-5, abs=1e-9)
+
+
+def test_top_channels_rank_like_a_stable_sort_with_ties_and_signs():
+    from gnet.analysis import _BRANCH_STARTS, _BRANCH_WIDTHS, _KEEP, _top_channels
+
+    rng = np.random.default_rng(0)
+    sums = rng.normal(size=int(_BRANCH_WIDTHS.sum())).astype(np.float32)
+    half = _BRANCH_STARTS[18]
+    sums[:half] = -np.abs(sums[:half])  # the first 18 branches rank zeros and negatives into their top
+    sums[::3] = 0.0  # ties, as dead channels give
+    sums[1::7] = -0.0
+    sums[2::11] = sums[5]  # ties between non-zero values
+    sums[3::13] = np.float32(3.4e38)
+    ranked = _top_channels(sums)
+    for b, (start, width) in enumerate(zip(_BRANCH_STARTS, _BRANCH_WIDTHS)):
+        want = np.argsort(-sums[start : start + width].astype(np.float64), kind="stable")[: _KEEP[b]]
+        assert ranked[b, : _KEEP[b]].tolist() == want.tolist(), b

@@ -105,6 +105,30 @@ def test_bare_state_dict_config_is_inferred(tmp_path):
     assert loaded.classes == ["class 0", "class 1", "class 2", "class 3"]
 
 
+def test_the_layout_is_chosen_by_the_device_not_by_the_file(tmp_path):
+    net = googlenet(num_classes=4, seed=2).eval()
+    # As the trainer saves them: channels_last, where a 1x1 kernel's strides pass as contiguous too.
+    sd = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in net.state_dict().items()}
+    sd = {k: v.as_strided(v.shape, (v.shape[1], 1, v.shape[1], v.shape[1])) if v.shape[2:] == (1, 1) else v
+          for k, v in sd.items()}
+    assert sd["inception3a.branch1.conv.weight"].is_contiguous()
+    path = _checkpoint(tmp_path, sd)
+    rebuilt, _ = gnet.load_checkpoint(path)
+    assert all(p.stride() == torch.empty(p.shape).stride() for p in rebuilt.parameters())  # the standard layout
+    loaded = gnet.load(str(path), "cpu")
+    assert gnet.device.memory_format(loaded.device) == torch.channels_last
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in loaded.net.parameters() if p.dim() == 4)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.net(x).main, net(x).main, rtol=1e-4, atol=1e-5)
+        # Every convolution then runs channels_last: the Inception modules' outputs are.
+        seen = []
+        handle = loaded.net.inception3a.register_forward_hook(lambda _m, _i, out: seen.append(out))
+        loaded.net(x)
+        handle.remove()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+
+
 def test_torchvision_file_without_aux_heads_loads_with_aux_untrained(tmp_path, tv_net):
     sd = {k: v for k, v in tv_net.state_dict().items() if not k.startswith(("aux1.", "aux2."))}
     loaded = gnet.load(str(_checkpoint(tmp_path, sd)), "cpu")
