@@ -201,7 +201,8 @@ _CHANNEL_BRANCH = np.repeat(np.arange(len(_BRANCH_WIDTHS)), _BRANCH_WIDTHS)  # e
 # branch, then by mean activation (descending), then by channel (so ties keep channel order).
 # numpy's stable argsort over a padded branches x widest-branch grid took 0.18 ms, this 0.06 ms (warm, 64 px).
 _INDEX_BITS = int(_BRANCH_WIDTHS.max() - 1).bit_length()
-_KEY_BASE = (_CHANNEL_BRANCH.astype(np.int64) << (32 + _INDEX_BITS)) | np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])
+_CHANNEL_INDEX = np.concatenate([np.arange(w) for w in _BRANCH_WIDTHS])  # each channel's index in its branch
+_KEY_BASE = (_CHANNEL_BRANCH.astype(np.int64) << (32 + _INDEX_BITS)) | _CHANNEL_INDEX
 _TOP_SLOTS = np.minimum(_BRANCH_STARTS[:, None] + np.arange(TOP_CHANNELS), _BRANCH_WIDTHS.sum() - 1)
 
 

@@ -59,10 +59,10 @@ def memory_format(device: torch.device) -> torch.memory_format:
     """The layout a loaded net's weights take on ``device`` (:func:`gnet.load` applies it).
 
     channels_last on a CPU: with channels_last weights oneDNN runs every convolution, forward and
-    backward, in that layout, and GoogLeNet's eval forward took 0.78x to 0.80x the time of the
-    contiguous net's at 64 px (bundled net) and 0.60x to 0.63x at 224 px (random net), one
-    thread, two runs of ``bench/bench_speed.py --rows layout``. The standard contiguous layout elsewhere: GPUs were
-    not measured. Setting it explicitly also keeps a net's layout independent of how its file
+    backward, in that layout, and GoogLeNet's eval forward took 0.77x and 0.80x the time of the
+    contiguous net's at 64 px (bundled net) and 0.63x at 224 px (random net), one thread, in two
+    runs of ``bench/bench_speed.py --rows layout``. The standard contiguous layout elsewhere: GPUs
+    were not measured. Setting it explicitly also keeps a net's layout independent of how its file
     stored the weights (a 1x1 kernel saved channels_last is also "contiguous", and made its
     convolution's output channels_last).
     """

@@ -361,5 +361,6 @@ def load(
     else:
         raise WeightsError(f"Unknown weights {weights!r}: use one of {', '.join(SOURCES)} or a checkpoint file path.")
     return LoadedModel(
-        net=net.to(dev, memory_format=memory_format(dev)).eval(), card=card, transform=transform, device=dev, source=source, files=files
+        net=net.to(dev, memory_format=memory_format(dev)).eval(), card=card, transform=transform, device=dev,
+        source=source, files=files,
     )

@@ -108,7 +108,8 @@ def test_bare_state_dict_config_is_inferred(tmp_path):
 def test_the_layout_is_chosen_by_the_device_not_by_the_file(tmp_path):
     net = googlenet(num_classes=4, seed=2).eval()
     # As the trainer saves them: channels_last, where a 1x1 kernel's strides pass as contiguous too.
-    sd = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in net.state_dict().items()}
+    sd = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+          for k, v in net.state_dict().items()}
     sd = {k: v.as_strided(v.shape, (v.shape[1], 1, v.shape[1], v.shape[1])) if v.shape[2:] == (1, 1) else v
           for k, v in sd.items()}
     assert sd["inception3a.branch1.conv.weight"].is_contiguous()
