@@ -1,10 +1,13 @@
 """Every library hot path of issue 14 as a ratio to its floor, each measured in one interleaved run.
 
     .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1]
-        [--rows analyze,layout,gradients,ig]
+        [--rows analyze,taps,layout,gradients,ig]
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
 - analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
+- taps: the eval forward handing the probe's 14 points to a dict (how analyze reads them), and
+  the same with capture()'s 14 forward hooks registered and removed (how it read them before) /
+  a bare forward;
 - layout: the eval forward of the net as gnet.load leaves it (channels_last on a CPU) / the same
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
@@ -33,6 +36,7 @@ import gnet
 from gnet.attributions import integrated_gradients
 from gnet.gradients import layer_gradients
 from gnet.losses import head_losses
+from gnet.probe import capture, capture_points
 from gnet.samples import sample_images
 
 
@@ -60,7 +64,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--device", default=None)
     p.add_argument("--num-threads", type=int, default=None)
-    p.add_argument("--rows", default="analyze,layout,gradients,ig", help="which rows to run, comma-separated")
+    p.add_argument("--rows", default="analyze,taps,layout,gradients,ig", help="which rows to run, comma-separated")
     args = p.parse_args()
     rows = set(args.rows.split(","))
     if args.num_threads:
@@ -70,7 +74,7 @@ def main() -> None:
     print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats")
 
     for loaded, label in ((bundled, "bundled, 64 px"), (gnet.load("random", args.device), "random, 224 px")):
-        if not rows & {"analyze", "layout"}:
+        if not rows & {"analyze", "taps", "layout"}:
             break
         x = loaded.preprocess(sample_images()[-1].path)
 
@@ -81,6 +85,8 @@ def main() -> None:
         if "analyze" in rows:
             ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
                   args.repeats, device)
+        if "taps" in rows:
+            _taps(loaded, x, label, bare, device, args.repeats)
         if "layout" in rows:
             _layout(loaded, x, label, device, args.repeats)
 
@@ -102,6 +108,21 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients / plain forward+backward (batch 8, 64 px)", lambda: layer_gradients(net, xb, yb), plain,
           repeats, device)
+
+
+def _taps(loaded, x: torch.Tensor, label: str, bare: Callable[[], None], device: torch.device, repeats: int) -> None:
+    net, points = loaded.net, capture_points(loaded.net)
+
+    def taps() -> None:
+        with torch.inference_mode():
+            net(x, taps={})
+
+    def hooks() -> None:
+        with torch.inference_mode(), capture(net, points):
+            net(x)
+
+    ratio(f"forward with taps / bare forward ({label})", taps, bare, repeats, device)
+    ratio(f"forward with capture() hooks / bare forward ({label})", hooks, bare, repeats, device)
 
 
 def _contiguous_copy(net: torch.nn.Module) -> torch.nn.Module:

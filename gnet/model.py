@@ -173,34 +173,53 @@ class GoogLeNet(nn.Module):
         x_ch2 = x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
         return torch.cat((x_ch0, x_ch1, x_ch2), 1)
 
-    def forward(self, x: Tensor) -> HeadLogits:
+    def forward(self, x: Tensor, taps: dict[str, Tensor] | None = None) -> HeadLogits:
+        """The three heads' logits. ``taps``, when given, receives the output of every point of
+        :data:`gnet.layers.STEM_POINTS` and :data:`gnet.layers.INCEPTION_MODULES`, by name.
+
+        ``taps`` is how :func:`gnet.probe.analyze` reads a shared model without hooks: registering,
+        calling and removing 14 forward hooks cost 0.4 to 0.65 ms at 64 px (a bare forward takes 16
+        to 21 ms on a CPU thread), the dict's stores 0.003 ms. Other points: :func:`gnet.probe.capture`.
+        """
+        t = _NO_TAPS if taps is None else taps
         # Shapes for a 224x224 input.
         x = self._transform_input(x)  # N x 3 x 224 x 224
-        x = self.conv1(x)  # N x 64 x 112 x 112
-        x = self.maxpool1(x)  # N x 64 x 56 x 56
+        x = t["conv1"] = self.conv1(x)  # N x 64 x 112 x 112
+        x = t["maxpool1"] = self.maxpool1(x)  # N x 64 x 56 x 56
         x = self.lrn1(x)
-        x = self.conv2(x)  # N x 64 x 56 x 56
-        x = self.conv3(x)  # N x 192 x 56 x 56
+        x = t["conv2"] = self.conv2(x)  # N x 64 x 56 x 56
+        x = t["conv3"] = self.conv3(x)  # N x 192 x 56 x 56
         x = self.lrn2(x)
-        x = self.maxpool2(x)  # N x 192 x 28 x 28
-        x = self.inception3a(x)  # N x 256 x 28 x 28
-        x = self.inception3b(x)  # N x 480 x 28 x 28
+        x = t["maxpool2"] = self.maxpool2(x)  # N x 192 x 28 x 28
+        x = t["inception3a"] = self.inception3a(x)  # N x 256 x 28 x 28
+        x = t["inception3b"] = self.inception3b(x)  # N x 480 x 28 x 28
         x = self.maxpool3(x)  # N x 480 x 14 x 14
-        x = self.inception4a(x)  # N x 512 x 14 x 14
+        x = t["inception4a"] = self.inception4a(x)  # N x 512 x 14 x 14
         aux1 = self.aux1(x)  # N x num_classes
-        x = self.inception4b(x)  # N x 512 x 14 x 14
-        x = self.inception4c(x)  # N x 512 x 14 x 14
-        x = self.inception4d(x)  # N x 528 x 14 x 14
+        x = t["inception4b"] = self.inception4b(x)  # N x 512 x 14 x 14
+        x = t["inception4c"] = self.inception4c(x)  # N x 512 x 14 x 14
+        x = t["inception4d"] = self.inception4d(x)  # N x 528 x 14 x 14
         aux2 = self.aux2(x)  # N x num_classes
-        x = self.inception4e(x)  # N x 832 x 14 x 14
+        x = t["inception4e"] = self.inception4e(x)  # N x 832 x 14 x 14
         x = self.maxpool4(x)  # N x 832 x 7 x 7
-        x = self.inception5a(x)  # N x 832 x 7 x 7
-        x = self.inception5b(x)  # N x 1024 x 7 x 7
+        x = t["inception5a"] = self.inception5a(x)  # N x 832 x 7 x 7
+        x = t["inception5b"] = self.inception5b(x)  # N x 1024 x 7 x 7
         x = self.avgpool(x)  # N x 1024 x 1 x 1
         x = torch.flatten(x, 1)  # N x 1024
         x = self.dropout(x)
         x = self.fc(x)  # N x num_classes
         return HeadLogits(x, aux1, aux2)
+
+
+class _NoTaps(dict):
+    """The ``taps`` of a forward that asked for none: it keeps nothing, so every intermediate output is freed as
+    soon as the next layer has read it (a real dict would hold them all until the forward returns)."""
+
+    def __setitem__(self, key: str, value: Tensor) -> None:
+        pass
+
+
+_NO_TAPS = _NoTaps()
 
 
 class ConvBlock(nn.Module):

@@ -106,7 +106,16 @@ def colour_transform(
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """A 3 x H x W normalized tensor back to an H x W x 3 float image in [0, 1], for display."""
     # In numpy: a few small array ops, where torch's per-op dispatch cost more than the arithmetic.
-    image = x.detach().cpu().float().numpy()
-    image = image * np.asarray(std, image.dtype).reshape(-1, 1, 1)  # a new array, C x H x W: contiguous, fast
-    image += np.asarray(mean, image.dtype).reshape(-1, 1, 1)
-    return np.clip(image, 0, 1, out=image).transpose(1, 2, 0)
+    # x is often H x W x C in memory (torchvision converts a PIL image by permuting it). There, a
+    # per-channel multiply loops over 3 channels innermost: 0.85 ms at 224 px, against 0.09 ms in
+    # C x H x W memory. So each row of pixels is scaled by the channels' pattern repeated along it.
+    image = x.detach().cpu().float().permute(1, 2, 0).numpy()  # H x W x C, a view
+    scale, shift = np.asarray(std, image.dtype), np.asarray(mean, image.dtype)
+    h, w, c = image.shape
+    if image.flags.c_contiguous:
+        out = image.reshape(h, w * c) * np.tile(scale, w)
+        out += np.tile(shift, w)
+        return np.clip(out, 0, 1, out=out).reshape(h, w, c)
+    out = image.transpose(2, 0, 1) * scale.reshape(-1, 1, 1)  # a new array, C x H x W
+    out += shift.reshape(-1, 1, 1)
+    return np.clip(out, 0, 1, out=out).transpose(1, 2, 0)

@@ -1,9 +1,10 @@
 """The single forward pass that captures every Inception branch, the stem and the three heads.
 
 Hooks live here and nowhere else. :func:`capture` registers forward hooks inside a
-context manager and removes them in ``finally``; :func:`analyze` holds the model's
-lock (see :mod:`gnet.guard`) for the whole pass, so one model cached by Streamlit
-can serve many sessions and threads at once.
+context manager and removes them in ``finally``; :func:`analyze` needs none (the model's
+forward hands it the points of :func:`capture_points`) and holds the model's lock
+(see :mod:`gnet.guard`) for the whole pass, so one model cached by Streamlit can serve
+many sessions and threads at once.
 """
 
 from __future__ import annotations
@@ -182,11 +183,11 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
     else:
         x = loaded.preprocess(image)
     net = loaded.net
-    points = capture_points(net)
+    store: dict[str, Tensor] = {}
     t_wait = time.perf_counter()
-    with exclusive(net, training=False), torch.inference_mode(), capture(net, points) as store:
+    with exclusive(net, training=False), torch.inference_mode():
         t1 = time.perf_counter()  # after the lock: waiting for another session is not forward time
-        out = net(x)
+        out = net(x, taps=store)  # the points of capture_points(net), stored by the forward itself: no hooks
         if loaded.device.type == "cuda":
             torch.cuda.synchronize(loaded.device)
         t2 = time.perf_counter()

@@ -80,3 +80,37 @@ def test_bad_arguments_raise():
         googlenet(init="he")
     with pytest.raises(ValueError, match="kernel"):
         googlenet(branch5x5_kernel=7)
+
+
+def test_taps_hold_what_forward_hooks_see_at_every_capture_point():
+    """The forward's ``taps`` (what gnet.analyze reads) equal the hooks' view of capture_points, in depth order."""
+    from gnet.probe import capture, capture_points
+
+    net = googlenet(num_classes=5, batch_norm=False, seed=3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    taps: dict[str, torch.Tensor] = {}
+    with torch.no_grad(), capture(net, capture_points(net)) as hooked:
+        out = net(x, taps=taps)
+        plain = net(x)
+    assert list(taps) == list(capture_points(net))
+    for name, value in taps.items():
+        assert torch.equal(value, hooked[name]), name
+    torch.testing.assert_close(tuple(out), tuple(plain), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("with_taps", [False, True])
+def test_a_forward_without_taps_frees_each_output_once_read(with_taps):
+    """Without ``taps`` nothing keeps conv1's output alive until the classifier runs (memory of large batches)."""
+    import weakref
+
+    net = googlenet(num_classes=5, seed=4).eval()
+    refs, alive = [], []
+    hooks = [net.conv1.register_forward_hook(lambda _m, _i, out: refs.append(weakref.ref(out))),
+             net.fc.register_forward_pre_hook(lambda _m, _i: alive.append(refs[0]() is not None))]
+    try:
+        with torch.no_grad():
+            net(torch.randn(1, 3, 64, 64), **({"taps": {}} if with_taps else {}))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert alive == [with_taps]
