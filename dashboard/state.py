@@ -22,6 +22,7 @@ __all__ = [
     "PickedImage",
     "Selection",
     "default_weights",
+    "resolved_device",
     "open_channel",
     "pick_image",
     "picked_image",
@@ -140,6 +141,16 @@ class Selection:
 def default_weights() -> str:
     """The weights source the sidebar starts on: ``$GNET_WEIGHTS`` or ``auto``."""
     return os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip() or "auto"
+
+
+def resolved_device() -> tuple[str, str | None]:
+    """The device every page runs on (:func:`gnet.resolve_device`), and why it cannot be used if so (then ``cpu``)."""
+    import gnet  # torch: imported when a page needs it, not with the navigation
+
+    try:
+        return str(gnet.resolve_device()), None
+    except gnet.GNetError as e:
+        return "cpu", str(e)
 
 
 def set_selection(sel: Selection) -> None:

@@ -6,7 +6,9 @@ import streamlit as st
 
 import gnet
 from dashboard import resources, url
-from dashboard.state import IMAGE_FROM_SAMPLES, IMAGE_FROM_SET, Keys, Selection, default_weights, picked_image
+from dashboard.state import (
+    IMAGE_FROM_SAMPLES, IMAGE_FROM_SET, Keys, Selection, default_weights, picked_image, resolved_device,
+)
 from dashboard.views.common import download_json
 from gnet.images import SUPPORTED_EXTENSIONS
 from gnet.sources import split_source, with_overlay
@@ -27,7 +29,7 @@ def render() -> Selection:
         _imagenet_download(weights)
         if weights_error is None:
             weights = _aux_overlay(weights)
-        device, device_error = _device()
+        device, device_error = resolved_device()
         if weights_error is None and device_error is None:
             weights_error = _model_card(weights, device, label)
         st.caption(f"Device: **{resources.device_name(device)}**")
@@ -95,13 +97,6 @@ def _weights() -> tuple[str, str, str | None]:
     if upload is None:
         return choice, "", "Upload a checkpoint file (.pt or .pth) in the sidebar, or pick another weights source."
     return resources.checkpoint_file(upload.file_id, upload.getvalue()), upload.name, None
-
-
-def _device() -> tuple[str, str | None]:
-    try:
-        return str(gnet.resolve_device()), None
-    except gnet.GNetError as e:
-        return "cpu", str(e)
 
 
 def _model_card(weights: str, device: str, label: str) -> str | None:
