@@ -5,9 +5,9 @@
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
 - analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
-- taps: the eval forward handing the probe's 14 points to a dict (how analyze reads them), and
-  the same with capture()'s 14 forward hooks registered and removed (how it read them before) /
-  a bare forward;
+- taps: the eval forward handing the probe's 14 points to a dict (how analyze reads them) / a
+  bare forward; then the forward with capture()'s 14 forward hooks, registered and removed (how
+  analyze read them before) / the forward with taps;
 - layout: the eval forward of the net as gnet.load leaves it (channels_last on a CPU) / the same
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
@@ -122,7 +122,7 @@ def _taps(loaded, x: torch.Tensor, label: str, bare: Callable[[], None], device:
             net(x)
 
     ratio(f"forward with taps / bare forward ({label})", taps, bare, repeats, device)
-    ratio(f"forward with capture() hooks / bare forward ({label})", hooks, bare, repeats, device)
+    ratio(f"forward with hooks / with taps ({label})", hooks, taps, repeats, device)
 
 
 def _contiguous_copy(net: torch.nn.Module) -> torch.nn.Module:

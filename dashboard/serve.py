@@ -31,7 +31,10 @@ class _NoPageWarning(logging.Filter):
     loader's spinner looks for a page to draw on, and the warm-up has none (no one is waiting to see it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.threadName != _WARM_UP_THREAD
+        return record.threadName != _WARM_UP_THREAD or "missing ScriptRunContext" not in str(record.msg)
+
+
+_NO_PAGE_WARNING = _NoPageWarning()
 
 
 def _warm_up() -> None:
@@ -51,12 +54,12 @@ def _warm_up() -> None:
         importlib.import_module("gnet.weights")  # torchvision
         from dashboard import resources, state
 
-        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NoPageWarning())
+        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NO_PAGE_WARNING)
         device, error = state.resolved_device()
         if error is None:
             resources.model(state.default_weights(), device)
-    except Exception:  # noqa: BLE001  the page imports and loads them again and shows what failed where a user sees it
-        pass
+    except Exception as e:  # noqa: BLE001  the page imports and loads them again and shows the error to its user
+        logging.getLogger(__name__).debug("warm-up stopped: %s", e)
 
 
 @asynccontextmanager

@@ -1,6 +1,6 @@
 """What one analysis of an image holds, and the statistics computed from the tensors it captured.
 
-:func:`gnet.probe.analyze` runs the forward pass and its hooks; this module turns the captured
+:func:`gnet.probe.analyze` runs the forward pass and reads its taps; this module turns the captured
 module outputs and logits into per-branch and per-head results, in a few batched operations
 (the per-call cost of small operations, not their arithmetic, is what these are written against).
 """

@@ -179,9 +179,13 @@ class GoogLeNet(nn.Module):
 
         ``taps`` is how :func:`gnet.probe.analyze` reads a shared model without hooks: registering,
         calling and removing 14 forward hooks cost 0.4 to 0.65 ms at 64 px (a bare forward takes 16
-        to 21 ms on a CPU thread), the dict's stores 0.003 ms. Other points: :func:`gnet.probe.capture`.
+        to 21 ms on one thread of this project's CPU; ``bench/bench_speed.py --rows taps``), the
+        dict's stores 0.003 ms. The outputs are not detached: under autograd they keep the graph.
+        Other points: :func:`gnet.probe.capture`.
         """
         t = _NO_TAPS if taps is None else taps
+        # The names are gnet.layers' STEM_POINTS and INCEPTION_MODULES, in that order
+        # (tests/gnet/test_model.py checks them against gnet.probe.capture_points).
         # Shapes for a 224x224 input.
         x = self._transform_input(x)  # N x 3 x 224 x 224
         x = t["conv1"] = self.conv1(x)  # N x 64 x 112 x 112
@@ -211,9 +215,12 @@ class GoogLeNet(nn.Module):
         return HeadLogits(x, aux1, aux2)
 
 
-class _NoTaps(dict):
+class _NoTaps:
     """The ``taps`` of a forward that asked for none: it keeps nothing, so every intermediate output is freed as
-    soon as the next layer has read it (a real dict would hold them all until the forward returns)."""
+    soon as the next layer has read it (a dict would hold them all until the forward returns). Not a dict:
+    one instance serves every thread, so it has no method that could store anything."""
+
+    __slots__ = ()
 
     def __setitem__(self, key: str, value: Tensor) -> None:
         pass

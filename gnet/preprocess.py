@@ -110,8 +110,9 @@ def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.nd
     # per-channel multiply loops over 3 channels innermost: 0.85 ms at 224 px, against 0.09 ms in
     # C x H x W memory. So each row of pixels is scaled by the channels' pattern repeated along it.
     image = x.detach().cpu().float().permute(1, 2, 0).numpy()  # H x W x C, a view
-    scale, shift = np.asarray(std, image.dtype), np.asarray(mean, image.dtype)
     h, w, c = image.shape
+    # One value for every channel, or one per channel.
+    scale, shift = (np.broadcast_to(np.asarray(v, image.dtype), (c,)) for v in (std, mean))
     if image.flags.c_contiguous:
         out = image.reshape(h, w * c) * np.tile(scale, w)
         out += np.tile(shift, w)

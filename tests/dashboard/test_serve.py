@@ -13,17 +13,21 @@ from dashboard import resources, serve, state
 
 def test_the_warm_up_leaves_the_default_weights_loaded_under_the_sidebars_key(app_weights, monkeypatch):
     resources.model.clear()
-    serve._warm_up()
+    try:
+        serve._warm_up()
 
-    def no_second_load(*_args, **_kwargs):
-        raise AssertionError("the page loaded the weights again")
+        def no_second_load(*_args, **_kwargs):
+            raise AssertionError("the page loaded the weights again")
 
-    monkeypatch.setattr(gnet, "load", no_second_load)
-    device, error = state.resolved_device()
-    assert error is None
-    loaded = resources.model(state.default_weights(), device)  # the sidebar's call for a named source
-    assert isinstance(loaded, gnet.LoadedModel) and loaded.device == gnet.resolve_device()
-    resources.model.clear()
+        monkeypatch.setattr(gnet, "load", no_second_load)
+        device, error = state.resolved_device()
+        assert error is None
+        # The sidebar's call for a named source: Selection.model_key, whose label is empty.
+        sel = state.Selection(weights=state.default_weights(), device=device, weights_label="")
+        loaded = resources.model(*sel.model_key)
+        assert isinstance(loaded, gnet.LoadedModel) and loaded.device == gnet.resolve_device()
+    finally:
+        resources.model.clear()
 
 
 @pytest.mark.parametrize("thread_name", [serve._WARM_UP_THREAD, "ScriptRunner.scriptThread"])
@@ -31,10 +35,11 @@ def test_only_the_warm_up_threads_missing_page_warning_is_dropped(thread_name):
     seen: list[bool] = []
 
     def log() -> None:
-        record = logging.LogRecord("streamlit", logging.WARNING, __file__, 1, "missing ScriptRunContext", None, None)
-        seen.append(serve._NoPageWarning().filter(record))
+        for message in ("Thread %r: missing ScriptRunContext! This warning can be ignored", "something else"):
+            record = logging.LogRecord("streamlit", logging.WARNING, __file__, 1, message, None, None)
+            seen.append(serve._NO_PAGE_WARNING.filter(record))
 
     worker = threading.Thread(target=log, name=thread_name)
     worker.start()
     worker.join()
-    assert seen == [thread_name != serve._WARM_UP_THREAD]
+    assert seen == [thread_name != serve._WARM_UP_THREAD, True]

@@ -22,3 +22,11 @@ def test_denormalize_gives_the_same_image_in_every_memory_layout(size):
         assert image.shape == (*size, 3) and image.dtype == np.float32, name
         np.testing.assert_allclose(image, expected, rtol=0, atol=1e-6, err_msg=name)
         np.testing.assert_array_equal(image, images["chw"], err_msg=name)  # the same arithmetic, in any order
+
+
+def test_denormalize_takes_one_mean_and_std_for_every_channel():
+    """A card may give one mean and std for all channels (gnet.weights allows 1 or 3 numbers)."""
+    x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(1))
+    expected = (x.double() * 0.25 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
+    for name, t in _layouts(x).items():
+        np.testing.assert_allclose(denormalize(t, [0.5], [0.25]), expected, rtol=0, atol=1e-6, err_msg=name)
