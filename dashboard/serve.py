@@ -45,7 +45,7 @@ def _warm_up() -> None:
     cache under the key the sidebar will ask for; a page asking while they load waits for them
     (Streamlit computes one key once), so no visitor loads them twice. Measured with AppTest on the
     bundled weights, three runs each: a first page's script took 1.45 to 1.6 s with the weights
-    still to load, 0.6 to 0.8 s with them loaded.
+    still to load, 0.59 to 0.8 s with them loaded.
     """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

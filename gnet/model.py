@@ -177,10 +177,11 @@ class GoogLeNet(nn.Module):
         """The three heads' logits. ``taps``, when given, receives the output of every point of
         :data:`gnet.layers.STEM_POINTS` and :data:`gnet.layers.INCEPTION_MODULES`, by name.
 
-        ``taps`` is how :func:`gnet.probe.analyze` reads a shared model without hooks: registering,
-        calling and removing 14 forward hooks cost 0.4 to 0.65 ms at 64 px (a bare forward takes 16
-        to 21 ms on one thread of this project's CPU; ``bench/bench_speed.py --rows taps``), the
-        dict's stores 0.003 ms. The outputs are not detached: under autograd they keep the graph.
+        ``taps`` is how :func:`gnet.probe.analyze` reads a shared model without hooks. On one thread
+        of this project's CPU at 64 px (a bare forward: 16 to 21 ms), registering, calling and
+        removing 14 forward hooks cost 0.38 and 0.65 ms in two paired measurements, the dict's
+        stores 0.003 ms (``bench/bench_speed.py --rows taps`` gives the ratios, 1.02x to 1.04x, within
+        its noise). The outputs are not detached: under autograd they keep the graph.
         Other points: :func:`gnet.probe.capture`.
         """
         t = _NO_TAPS if taps is None else taps
