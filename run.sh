@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh machine, then start the app or run the tests.
 #   bash run.sh app    # dashboard on the bundled Fashion-MNIST GoogLeNet, http://localhost:8501
-#   bash run.sh test   # the whole test suite (installs Chromium and Fashion-MNIST with apt when missing)
+#   bash run.sh test   # the import contracts, then the whole test suite (installs Chromium and Fashion-MNIST with apt when missing)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -62,6 +62,7 @@ case "$what" in
   test)
     ensure_venv requirements-dev.txt
     ensure_apt
+    "$venv/bin/lint-imports" --no-logo  # the import contracts (pyproject.toml, docs/ARCHITECTURE.md)
     exec "$py" -m pytest "$@"
     ;;
   *)

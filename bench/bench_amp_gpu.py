@@ -5,9 +5,9 @@
 Two measurements, each float32 vs --amp (bfloat16, or float16 with a gradient scaler where the
 GPU has no bfloat16), interleaved:
 
-- step: the trainer's own optimizer step (gnet.trainrun.TrainRun, channels_last) on one batch
+- step: the trainer's own optimizer step (gnet.train.run.TrainRun, channels_last) on one batch
   already on the GPU, so only the GPU's work is timed;
-- end to end: ``gnet.train`` on a generated folder of 160x120 JPEGs, with DataLoader workers
+- end to end: ``gnet.train.loop`` on a generated folder of 160x120 JPEGs, with DataLoader workers
   decoding and augmenting (RandomResizedCrop + flip) every image, so the loader can be the limit.
 
 Meant to finish in under 2 minutes on one H100/H200. Without CUDA it says so and exits 0
@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 import torch
+from generated import make_folder, spread
 from ratios import sync
 
-from generated import make_folder, spread
-
 from gnet.device import describe_device
-from gnet.distributed import SINGLE
-from gnet.train import TrainConfig, train
-from gnet.trainrun import TrainRun
+from gnet.train.config import TrainConfig
+from gnet.train.distributed import SINGLE
+from gnet.train.loop import train
+from gnet.train.run import TrainRun
 
 
 def step_rate(device: torch.device, amp: bool, batch: int, size: int, steps: int) -> float:

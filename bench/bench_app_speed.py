@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-from playwright.sync_api import sync_playwright
-
 from appserver import CHROMIUM, CHROMIUM_ARGS, server, wait_idle
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +58,7 @@ def revisit_ratio(repeats: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
     import gnet
-    from gnet.samples import sample_images
+    from gnet.data.samples import sample_images
 
     loaded = gnet.load("bundled", "cpu")
     x = loaded.preprocess(sample_images()[0].path)

@@ -4,7 +4,7 @@
 
 The Fashion-MNIST test set (the first --images), both sides reading the same batches
 (LabelledImages.batches, so the preprocessing is in both): plain eval forwards, and
-gnet.examples.build_index, which also captures the nine modules' outputs and keeps every
+gnet.inspect.examples.build_index, which also captures the nine modules' outputs and keeps every
 channel's top-9 by mean and by max. Timed interleaved in one run. The issue's bar: index <=
 1.3 x plain batched forwards. Median ratio with min and max over the repeats.
 """
@@ -17,8 +17,8 @@ import torch
 from ratios import interleaved, ratio, report
 
 import gnet
-from gnet.evaldata import batch_size_for, fashion_mnist_test
-from gnet.examples import build_index
+from gnet.inspect.evaluation import batch_size_for, fashion_mnist_test
+from gnet.inspect.examples import build_index
 
 
 def main() -> None:

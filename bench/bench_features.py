@@ -18,7 +18,7 @@ import torch
 from ratios import interleaved, ratio, report, sync
 
 import gnet
-from gnet.features import visualize
+from gnet.inspect.features import visualize
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _CHILD = """
 import json, resource, sys
-from gnet.train import TrainConfig, train
+from gnet.train.loop import TrainConfig, train
 cfg = TrainConfig(data=sys.argv[1], out_dir=sys.argv[2], input_size=64, epochs=1, batch_size=32, num_threads=1,
                   workers=int(sys.argv[3]), checkpoint_every=0, grad_log_every=0)
 result = train(cfg, progress=False)

@@ -1,4 +1,4 @@
-"""Cost of :func:`gnet.gradients.layer_gradients` (all four losses from one forward pass)
+"""Cost of :func:`gnet.inspect.gradients.layer_gradients` (all four losses from one forward pass)
 as a ratio to one plain training forward + backward on the same model and input.
 
 The one-pass method runs one forward and three backwards (main, aux1, aux2; combined is
@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import torch
 
-from gnet.gradients import LOSSES, layer_gradients
-from gnet.model import googlenet
-from gnet.losses import head_losses
+from gnet.inspect.gradients import LOSSES, layer_gradients
+from gnet.net.losses import head_losses
+from gnet.net.model import googlenet
 
 
 def _timed(fn: Callable[[], object]) -> float:

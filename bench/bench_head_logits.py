@@ -2,7 +2,7 @@
 
     python bench/bench_head_logits.py [--images 10000] [--repeats 3] [--batch-size 256] [--device cpu] [--threads 1]
 
-``gnet.headlogits.compute_logits`` (preprocessing from the raw test images, the lock and the
+``gnet.heads.logits.compute_logits`` (preprocessing from the raw test images, the lock and the
 mode check per batch, three heads copied to numpy, progress) against a loop of bare
 ``net(x)`` calls in inference mode on the same batches, already preprocessed and on the
 device. Timed interleaved in one run on the bundled weights at their 64 px; the median
@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from ratios import sync  # noqa: E402
 
 import gnet  # noqa: E402
-from gnet.evaldata import fashion_mnist_test  # noqa: E402
-from gnet.headlogits import compute_logits  # noqa: E402
+from gnet.heads.logits import compute_logits  # noqa: E402
+from gnet.inspect.evaluation import fashion_mnist_test  # noqa: E402
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ against the issue's budget: at most 2 s for the whole page with the shipped logi
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pkgutil
 import statistics
 import sys
 import time
@@ -26,7 +28,7 @@ os.environ.setdefault("GNET_OFFLINE", "1")
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard import resources  # noqa: E402
+import dashboard.cache  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 BUDGET_S = 2.0
@@ -34,10 +36,12 @@ _KEEP = {"model", "device_name"}  # cached across repeats: the page is timed aft
 
 
 def _clear_all_but_the_model() -> None:
-    for name in dir(resources):
-        cached = getattr(resources, name)
-        if name not in _KEEP and callable(getattr(cached, "clear", None)) and hasattr(cached, "__wrapped__"):
-            cached.clear()
+    for info in pkgutil.iter_modules(dashboard.cache.__path__, "dashboard.cache."):
+        module = importlib.import_module(info.name)
+        for name in dir(module):
+            cached = getattr(module, name)
+            if name not in _KEEP and callable(getattr(cached, "clear", None)) and hasattr(cached, "__wrapped__"):
+                cached.clear()
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 gnet.ablate with inception4c.5x5 knocked out (the model's lock, the hook, every head's softmax
 and top-5) against a bare eval forward under inference_mode, timed interleaved in one run.
 The issue's bar: one knock-out <= 1.2 x a forward. Also reported: the 36 branch knock-outs of a
-batch fanned out in one forward (gnet.probe.every_branch_knocked_out) against 37 separate
+batch fanned out in one forward (gnet.inspect.probe.every_branch_knocked_out) against 37 separate
 forwards of the batch, the saving branch_importance rests on.
 """
 
@@ -17,10 +17,10 @@ import torch
 from ratios import interleaved, ratio, report, sync
 
 import gnet
-from gnet.ablation import ablate
-from gnet.layers import BRANCH_POINTS, parse_channel
-from gnet.probe import every_branch_knocked_out, knocked_out
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
+from gnet.inspect.ablation import ablate
+from gnet.inspect.probe import every_branch_knocked_out, knocked_out
+from gnet.net.layers import BRANCH_POINTS, parse_channel
 
 
 def main() -> None:

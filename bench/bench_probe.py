@@ -16,7 +16,7 @@ import torch
 from ratios import sync
 
 import gnet
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
 
 
 def main() -> None:

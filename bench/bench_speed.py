@@ -33,11 +33,11 @@ import torch
 from ratios import sync
 
 import gnet
-from gnet.attributions import integrated_gradients
-from gnet.gradients import layer_gradients
-from gnet.losses import head_losses
-from gnet.probe import capture, capture_points
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
+from gnet.inspect.attributions import integrated_gradients
+from gnet.inspect.gradients import layer_gradients
+from gnet.inspect.probe import capture, capture_points
+from gnet.net.losses import head_losses
 
 
 def _timed(fn: Callable[[], object], device: torch.device) -> float:

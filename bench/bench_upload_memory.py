@@ -17,10 +17,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from appserver import CHROMIUM, CHROMIUM_ARGS, open_session, rss_mb, server, upload
 from PIL import Image
 from playwright.sync_api import sync_playwright
-
-from appserver import CHROMIUM, CHROMIUM_ARGS, open_session, rss_mb, server, upload
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 import gnet
-from gnet.distill import DistillConfig, distill_aux, head_accuracy
-from gnet.evaldata import fashion_mnist, fashion_mnist_test
-from gnet.model import googlenet
-from gnet.overlay import save_overlay
-from gnet.sources import with_overlay
+from gnet.heads.distill import DistillConfig, distill_aux, head_accuracy
+from gnet.inspect.evaluation import fashion_mnist, fashion_mnist_test
+from gnet.net.model import googlenet
+from gnet.weights.overlay import save_overlay
+from gnet.weights.sources import with_overlay
 
 BAR_POINTS = 3.0
 

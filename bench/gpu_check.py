@@ -15,7 +15,7 @@ import time
 import torch
 
 import gnet
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
 
 
 def _timed(loaded: gnet.LoadedModel, x: torch.Tensor, repeats: int) -> tuple[gnet.Analysis, float]:

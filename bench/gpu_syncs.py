@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import gnet
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
 
 WATCHED = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "aten::item", "aten::_local_scalar_dense")
 

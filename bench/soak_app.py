@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from appserver import CHROMIUM, CHROMIUM_ARGS, open_session, rss_mb, server, upload, visit, wait_idle
 from PIL import Image
 from playwright.sync_api import sync_playwright
-
-from appserver import CHROMIUM, CHROMIUM_ARGS, open_session, rss_mb, server, upload, visit, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("Overview", "Inception branches", "Heads", "Attributions")

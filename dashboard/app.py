@@ -21,6 +21,7 @@ from dashboard.views.common import error_boundary  # noqa: E402
 # A local image, served by this server: a Material-icon favicon would be fetched from outside.
 ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
 st.set_page_config(page_title="GoogLeNet Explorer", page_icon=Image.open(ICON), layout="wide")
+# File pages, not callables: AppTest.switch_page, which the app tests use, opens only file pages.
 page = st.navigation(
     [
         st.Page("routes/overview.py", title="Overview", icon=":material/home:", default=True),

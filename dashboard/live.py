@@ -1,4 +1,4 @@
-"""A short live training run from the Gradients page: gnet.train with progress, in chunks, stoppable."""
+"""A short live training run from the Gradients page: gnet.train.loop with progress, in chunks, stoppable."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gnet.gradlog import read_grad_log
-from gnet.train import TrainConfig, train
+from gnet.train.config import TrainConfig
+from gnet.train.gradlog import read_grad_log
+from gnet.train.loop import train
 
 __all__ = ["LIVE_CHUNK", "LIVE_EVAL_IMAGES", "LIVE_LOG_EVERY", "LIVE_MAX_STEPS", "LiveRun", "LiveRunRequest", "train_live"]
 
@@ -53,7 +54,7 @@ class LiveRun:
 
     request: LiveRunRequest
     step: int
-    grad_norms: pd.DataFrame  # run, step, layer, depth, kind, norm (gnet.runs.read_grad_log)
+    grad_norms: pd.DataFrame  # run, step, layer, depth, kind, norm (gnet.train.runs.read_grad_log)
     losses: pd.DataFrame  # run, step, head, loss
     accuracy: dict[str, float] | None  # per head on the first LIVE_EVAL_IMAGES test images; None until the end
     eval_split: str  # what the accuracy is measured on, e.g. "test (200 images)"
@@ -63,7 +64,7 @@ class LiveRun:
 def train_live(
     request: LiveRunRequest, on_chunk: Callable[[LiveRun], bool], *, chunk: int = LIVE_CHUNK
 ) -> LiveRun:
-    """Train ``request`` in one gnet.train run, reporting every ``chunk`` steps.
+    """Train ``request`` in one gnet.train.loop run, reporting every ``chunk`` steps.
 
     Every ``chunk`` steps, ``on_chunk`` gets the run so far and returns whether to go on: it
     draws the progress and checks the session's stop flag. Returns the run as it ended

@@ -41,7 +41,7 @@ def _warm_up() -> None:
     """Import what the first page needs, then load the weights the sidebar starts on.
 
     Imports are idempotent and thread-safe: a page importing the same module meanwhile waits for
-    this thread's import instead of starting its own. The weights go into ``resources.model``'s
+    this thread's import instead of starting its own. The weights go into :func:`dashboard.cache.models.model`'s
     cache under the key the sidebar will ask for; a page asking while they load waits for them
     (Streamlit computes one key once), so no visitor loads them twice. Measured with AppTest on the
     bundled weights, three runs each: a first page's script took 1.45 to 1.6 s with the weights
@@ -51,13 +51,14 @@ def _warm_up() -> None:
         sys.path.insert(0, str(ROOT))
     try:
         importlib.import_module("dashboard.views.overview")  # gnet, torch, pandas, plotly
-        importlib.import_module("gnet.weights")  # torchvision
-        from dashboard import resources, state
+        importlib.import_module("gnet.weights.loader")  # torchvision
+        from dashboard import state
+        from dashboard.cache import models
 
         logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NO_PAGE_WARNING)
         device, error = state.resolved_device()
         if error is None:
-            resources.model(state.default_weights(), device)
+            models.model(state.default_weights(), device)
     except Exception as e:  # noqa: BLE001  the page imports and loads them again and shows the error to its user
         logging.getLogger(__name__).debug("warm-up stopped: %s", e)
 

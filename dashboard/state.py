@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
-from gnet.samples import Sample
+from gnet.data.samples import Sample
 
 __all__ = [
     "DEFAULT_WEIGHTS_ENV",
@@ -134,7 +134,7 @@ class Selection:
 
     @property
     def model_key(self) -> tuple[str, str, str]:
-        """The arguments of resources.model for this selection."""
+        """The arguments of dashboard.cache.models.model for this selection."""
         return self.weights, self.device, self.weights_label
 
 

@@ -26,53 +26,53 @@ _EXPORTS: dict[str, str] = {
     "TargetError": "errors",
     "WeightsError": "errors",
     "WeightsNotFoundError": "errors",
-    "AUX_ATTACH": "layers",
-    "BRANCHES": "layers",
-    "HEADS": "layers",
-    "INCEPTION_MODULES": "layers",
-    "WEIGHT_LAYERS": "layers",
-    "parse_channel": "layers",
-    "INIT_SCHEMES": "model",
-    "GoogLeNet": "model",
-    "GoogLeNetConfig": "model",
-    "HeadLogits": "model",
-    "googlenet": "model",
-    "AUX_WEIGHT": "losses",
-    "head_losses": "losses",
+    "AUX_ATTACH": "net.layers",
+    "BRANCHES": "net.layers",
+    "HEADS": "net.layers",
+    "INCEPTION_MODULES": "net.layers",
+    "WEIGHT_LAYERS": "net.layers",
+    "parse_channel": "net.layers",
+    "INIT_SCHEMES": "net.model",
+    "GoogLeNet": "net.model",
+    "GoogLeNetConfig": "net.model",
+    "HeadLogits": "net.model",
+    "googlenet": "net.model",
+    "AUX_WEIGHT": "net.losses",
+    "head_losses": "net.losses",
     "describe_device": "device",
     "resolve_device": "device",
     "exclusive": "guard",
-    "load_image": "images",
-    "SOURCES": "sources",
-    "LoadedModel": "weights",
-    "ModelCard": "weights",
-    "load": "weights",
-    "load_checkpoint": "checkpoint",
-    "Analysis": "analysis",
-    "analyze": "probe",
-    "predict": "probe",
-    "CostRow": "cost",
-    "flops": "cost",
-    "paper_table": "table1",
-    "table1_comparison": "table1",
-    "totals": "cost",
-    "GradientResult": "gradients",
-    "compare_variants": "gradients",
-    "layer_gradients": "gradients",
-    "attribute": "attributions",
-    "ablate": "ablation",
-    "branch_importance": "ablation",
-    "example_index": "examples",
-    "visualize": "features",
-    "TrainConfig": "train",
-    "DistillConfig": "distill",
-    "distill_aux": "distill",
-    "evaluation_set": "evaldata",
-    "head_logits": "headlogits",
-    "compare_heads": "headstats",
-    "early_exits": "earlyexit",
-    "exit_costs": "earlyexit",
-    "in_domain": "indomain",
+    "load_image": "data.images",
+    "SOURCES": "weights.sources",
+    "LoadedModel": "weights.card",
+    "ModelCard": "weights.card",
+    "load": "weights.loader",
+    "load_checkpoint": "weights.checkpoint",
+    "Analysis": "inspect.analysis",
+    "analyze": "inspect.probe",
+    "predict": "inspect.probe",
+    "CostRow": "net.cost",
+    "flops": "net.cost",
+    "paper_table": "net.table1",
+    "table1_comparison": "net.table1",
+    "totals": "net.cost",
+    "GradientResult": "inspect.gradients",
+    "compare_variants": "inspect.gradients",
+    "layer_gradients": "inspect.gradients",
+    "attribute": "inspect.attributions",
+    "ablate": "inspect.ablation",
+    "branch_importance": "inspect.ablation",
+    "example_index": "inspect.examples",
+    "visualize": "inspect.features",
+    "TrainConfig": "train.config",
+    "DistillConfig": "heads.distill",
+    "distill_aux": "heads.distill",
+    "evaluation_set": "inspect.evaluation",
+    "head_logits": "heads.logits",
+    "compare_heads": "heads.stats",
+    "early_exits": "heads.early_exit",
+    "exit_costs": "heads.early_exit",
+    "in_domain": "heads.in_domain",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -92,9 +92,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from .ablation import ablate, branch_importance
-    from .attributions import attribute
-    from .checkpoint import load_checkpoint
+    from .data.images import load_image
     from .device import describe_device, resolve_device
     from .errors import (
         CheckpointError,
@@ -106,24 +104,27 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         WeightsError,
         WeightsNotFoundError,
     )
-    from .cost import CostRow, flops, totals
-    from .earlyexit import early_exits, exit_costs
-    from .evaldata import evaluation_set
-    from .gradients import GradientResult, compare_variants, layer_gradients
-    from .examples import example_index
-    from .features import visualize
     from .guard import exclusive
-    from .headlogits import head_logits
-    from .headstats import compare_heads
-    from .images import load_image
-    from .indomain import in_domain
-    from .layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
-    from .losses import AUX_WEIGHT, head_losses
-    from .model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
-    from .analysis import Analysis
-    from .probe import analyze, predict
-    from .table1 import paper_table, table1_comparison
-    from .distill import DistillConfig, distill_aux
-    from .train import TrainConfig
-    from .sources import SOURCES
-    from .weights import LoadedModel, ModelCard, load
+    from .heads.distill import DistillConfig, distill_aux
+    from .heads.early_exit import early_exits, exit_costs
+    from .heads.in_domain import in_domain
+    from .heads.logits import head_logits
+    from .heads.stats import compare_heads
+    from .inspect.ablation import ablate, branch_importance
+    from .inspect.analysis import Analysis
+    from .inspect.attributions import attribute
+    from .inspect.evaluation import evaluation_set
+    from .inspect.examples import example_index
+    from .inspect.features import visualize
+    from .inspect.gradients import GradientResult, compare_variants, layer_gradients
+    from .inspect.probe import analyze, predict
+    from .net.cost import CostRow, flops, totals
+    from .net.layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
+    from .net.losses import AUX_WEIGHT, head_losses
+    from .net.model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet
+    from .net.table1 import paper_table, table1_comparison
+    from .train.config import TrainConfig
+    from .weights.card import LoadedModel, ModelCard
+    from .weights.checkpoint import load_checkpoint
+    from .weights.loader import load
+    from .weights.sources import SOURCES

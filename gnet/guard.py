@@ -23,7 +23,7 @@ __all__ = ["derive_seed", "exclusive", "model_lock", "seeded"]
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 # Modules whose forward never reads ``training``: their flag changes no output. A class of one's
-# own says so with ``reads_training = False`` (gnet.model's blocks do).
+# own says so with ``reads_training = False`` (gnet.net.model's blocks do).
 _MODE_FREE = (
     nn.modules.conv._ConvNd, nn.Linear, nn.Identity, nn.Flatten, nn.ReLU, nn.LocalResponseNorm, nn.Sequential,
     nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,

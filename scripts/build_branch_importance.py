@@ -4,7 +4,7 @@
 
 Writes assets/branch_importance.{npz,json}: the number of test images each head gets right with
 nothing knocked out and with each of the 36 (module, branch) pairs knocked out, computed by
-gnet.ablation.branch_importance. The card records the weights' sha256 and the data, so gnet uses
+gnet.inspect.ablation.branch_importance. The card records the weights' sha256 and the data, so gnet uses
 the table only for those weights (gnet.storage.load_asset). 37 passes over 10,000 images at 64 px:
 about an hour on one CPU thread.
 """
@@ -20,11 +20,11 @@ import torch
 from tqdm import tqdm
 
 import gnet
-from gnet.ablation import ASSET, branch_importance
 from gnet.device import hardware
-from gnet.evaldata import fashion_mnist_test
-from gnet.export import git_commit
+from gnet.inspect.ablation import ASSET, branch_importance
+from gnet.inspect.evaluation import fashion_mnist_test
 from gnet.storage import save_asset
+from gnet.weights.export import git_commit
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     card = {
         "what": "correct[row, head]: test images each head gets right; row 0 intact, then one row per "
-        "(module, branch) knocked out, in gnet.layers.BRANCH_POINTS order; heads in gnet.layers.HEADS order",
+        "(module, branch) knocked out, in gnet.net.layers.BRANCH_POINTS order; heads in gnet.net.layers.HEADS order",
         "images": result.images,
         "data": result.data,
         "intact_accuracy": result.intact,

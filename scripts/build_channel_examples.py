@@ -5,7 +5,7 @@
 Writes assets/channel_examples.{npz,json}: for each of the 5,488 channels of inception3a..5b,
 the indices of the 9 test images with the highest spatial-mean activation and the 9 with the
 highest spatial-max activation, with the values (float16) and where each image's maximum is
-(gnet.examples.build_index, one pass of the 10,000 images). No pictures: they come from the
+(gnet.inspect.examples.build_index, one pass of the 10,000 images). No pictures: they come from the
 dataset. The card records the weights' sha256 and the data, so gnet uses the index only for
 those weights (gnet.storage.load_asset) and builds its own for any other.
 """
@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 import gnet
 from gnet.device import hardware
-from gnet.evaldata import fashion_mnist_test
-from gnet.examples import ASSET, CHANNELS, K, build_index
-from gnet.export import git_commit
+from gnet.inspect.evaluation import fashion_mnist_test
+from gnet.inspect.examples import ASSET, CHANNELS, K, build_index
 from gnet.storage import save_asset
+from gnet.weights.export import git_commit
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         index = build_index(loaded, data, progress=lambda done: bar.update(round(done * len(data)) - bar.n))
     seconds = time.perf_counter() - t0
     card = {
-        "what": f"for each of the {CHANNELS} channels of inception3a..5b (rows: gnet.examples.module_rows, then "
+        "what": f"for each of the {CHANNELS} channels of inception3a..5b (rows: gnet.inspect.examples.module_rows, then "
         f"the channel's offset in its module), the {K} test images with the highest spatial-mean and spatial-max "
         "activation, best first (ties to the lower index), values as float16, positions as row * W + column "
         "of the channel's maximum on its module's map",

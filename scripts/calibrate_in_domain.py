@@ -2,9 +2,9 @@
 
     python scripts/calibrate_in_domain.py [--fit 10000] [--out assets/fashion_mnist_in_domain.npz] [--threads 1]
 
-1. Fit (see :mod:`gnet.indomain`): pooled features at the stage ends of the first ``--fit``
+1. Fit (see :mod:`gnet.heads.in_domain`): pooled features at the stage ends of the first ``--fit``
    Fashion-MNIST training images, the data the weights were trained on.
-2. Calibrate: a seeded half of the 10,000 test images (``gnet.indomain.calibration_split``)
+2. Calibrate: a seeded half of the 10,000 test images (``gnet.heads.in_domain.calibration_split``)
    standardises each point's distance and sets the threshold (99th percentile).
 3. Measure, on data neither step saw:
    - the other half of the test set: the share judged in domain (the bar: at least 95%);
@@ -30,12 +30,18 @@ import torch
 from PIL import Image
 
 import gnet
-from gnet.evaldata import fashion_mnist, fashion_mnist_test
-from gnet.export import git_commit
-from gnet.headlogits import head_logits
-from gnet.indomain import REFERENCE_PATH, THRESHOLD_PERCENTILE, calibration_split, fit_reference, pooled_features
-from gnet.layers import STAGE_ENDS
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
+from gnet.heads.in_domain import (
+    REFERENCE_PATH,
+    THRESHOLD_PERCENTILE,
+    calibration_split,
+    fit_reference,
+    pooled_features,
+)
+from gnet.heads.logits import head_logits
+from gnet.inspect.evaluation import fashion_mnist, fashion_mnist_test
+from gnet.net.layers import STAGE_ENDS
+from gnet.weights.export import git_commit
 
 SKIMAGE_PHOTOS = (
     "astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
@@ -116,7 +122,7 @@ def main() -> None:
         "method": f"Lee et al. 2018 Mahalanobis, feature ensemble over {', '.join(args.points)}, equal weights",
         "fit": f"Fashion-MNIST training images 0..{args.fit - 1}",
         "calibration": "held-out Fashion-MNIST test images",
-        "split": "gnet.indomain.calibration_split(10000, seed=0): first half calibrates, second half measures",
+        "split": "gnet.heads.in_domain.calibration_split(10000, seed=0): first half calibrates, second half measures",
         "threshold_percentile": THRESHOLD_PERCENTILE,
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "commit": git_commit(),

@@ -2,7 +2,7 @@
 
     python scripts/export_bundled.py RUN_DIR [--command "..."] [--assets assets]
 
-Writes assets/fashion_mnist_googlenet.{pt,json} with gnet.export.export_bundled, then loads
+Writes assets/fashion_mnist_googlenet.{pt,json} with gnet.weights.export.export_bundled, then loads
 the float16 file back exactly as the app does (gnet.load("bundled")) and evaluates every head
 on the full 10,000-image test set: those are the numbers the model card carries. The float32
 numbers of the run itself (RUN_DIR/final.json) are kept beside them.
@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 
 import gnet
-from gnet.data import GrayImageDataset, load_fashion_mnist
-from gnet.checkpoint import load_training_checkpoint
+from gnet.data.fashion_mnist import GrayImageDataset, load_fashion_mnist
 from gnet.device import hardware
-from gnet.export import export_bundled, git_commit
-from gnet.train import evaluate
+from gnet.train.loop import evaluate
+from gnet.weights.checkpoint import load_training_checkpoint
+from gnet.weights.export import export_bundled, git_commit
 
 
 def main() -> None:

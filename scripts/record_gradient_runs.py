@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from gnet.device import hardware
-from gnet.runs import RUNS_VERSION
-from gnet.train import TrainConfig, train
-from gnet.weights import ASSETS_DIR
+from gnet.train.config import TrainConfig
+from gnet.train.loop import train
+from gnet.train.runs import RUNS_VERSION
+from gnet.weights.loader import ASSETS_DIR
 
 RUNS = {  # name -> (batch_norm, aux, init)
     "nobn_noaux": (False, False, "trunc_normal"),

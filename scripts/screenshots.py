@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from appserver import CHROMIUM, CHROMIUM_ARGS, server  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from appserver import CHROMIUM, CHROMIUM_ARGS, server  # noqa: E402
 from tests.dashboard.browser import PAGES, VIEWPORT, open_app, screenshot, visit  # noqa: E402
 
 TABLE1_HEADING = "The paper's Table 1, side by side"

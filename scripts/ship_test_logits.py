@@ -4,7 +4,7 @@
 
 The Heads page and ``gnet heads`` read this file instead of running 10,000 forwards, but
 only while the weights' sha256 and the data's key recorded in it match the loaded weights
-and the test set (see :mod:`gnet.headlogits`); re-run this script after re-exporting the
+and the test set (see :mod:`gnet.heads.logits`); re-run this script after re-exporting the
 bundled weights. The logits are stored as float16 (about 600 KB); the script reads the file
 back and prints each head's top-1 on it, which must match the model card.
 """
@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 import gnet
 from gnet.device import hardware
-from gnet.evaldata import fashion_mnist_test
-from gnet.export import git_commit
-from gnet.headlogits import compute_logits, read_shipped, write_shipped
-from gnet.layers import HEADS
+from gnet.heads.logits import compute_logits, read_shipped, write_shipped
+from gnet.inspect.evaluation import fashion_mnist_test
+from gnet.net.layers import HEADS
+from gnet.weights.export import git_commit
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python scripts/visualization_gallery.py [--steps 256] [--num-threads 1] [--out docs/feature_visualizations.png]
 
 Top row: one channel from inception3a, 3b, 4a, 4c and 5b; bottom row: Sneaker for main, aux1
-and aux2, then Trouser for main and aux1. gnet.features.visualize with seed 0, shown 3x larger
+and aux2, then Trouser for main and aux1. gnet.inspect.features.visualize with seed 0, shown 3x larger
 with sharp pixels, each titled with its target. Deterministic on a CPU, so the README's picture
 can be made again bit for bit.
 """
@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import gnet
-from gnet.features import visualize
+from gnet.inspect.features import visualize
 
 ROWS = [
     ["inception3a.3x3:5", "inception3b.1x1:10", "inception4a.pool_proj:7", "inception4c.5x5:12", "inception5b.1x1:3"],

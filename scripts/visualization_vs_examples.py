@@ -5,7 +5,7 @@
 For the bundled weights: N channels drawn at random (seeded) from the 5,488 of inception3a..5b;
 for each, the channel's spatial-mean activation (after its ReLU) on its visualization (the
 final image, no transforms) next to the highest spatial mean over the 10,000 Fashion-MNIST test
-images (the shipped index, gnet.examples). Prints a table and how many channels the
+images (the shipped index, gnet.inspect.examples). Prints a table and how many channels the
 visualization beats; the numbers go into the issue's closing note.
 """
 
@@ -17,9 +17,9 @@ import random
 import torch
 
 import gnet
-from gnet.examples import example_index
-from gnet.features import visualize
-from gnet.layers import BRANCH_POINTS, parse_channel
+from gnet.inspect.examples import example_index
+from gnet.inspect.features import visualize
+from gnet.net.layers import BRANCH_POINTS, parse_channel
 
 
 def main() -> None:

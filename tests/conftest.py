@@ -10,9 +10,9 @@ os.environ["GNET_OFFLINE"] = "1"
 import pytest
 import torch
 
-from gnet.model import googlenet
-from gnet.preprocess import GrayscalePreprocess
-from gnet.weights import LoadedModel, ModelCard
+from gnet.data.preprocess import GrayscalePreprocess
+from gnet.net.model import googlenet
+from gnet.weights.card import LoadedModel, ModelCard
 
 TINY_CLASSES = [f"c{i}" for i in range(10)]
 
@@ -72,6 +72,14 @@ def write_fake_fashion_mnist(root: Path, n_train: int = 16, n_test: int = 8, see
     return root
 
 
+def use_fake_fashion_mnist(tmp_path: Path, monkeypatch, *, n_train: int = 2, n_test: int = 8) -> Path:
+    """:func:`write_fake_fashion_mnist` under ``tmp_path``, made the dataset gnet reads, with a fresh disk cache."""
+    root = write_fake_fashion_mnist(tmp_path / "fm", n_train=n_train, n_test=n_test)
+    monkeypatch.setenv("GNET_FASHION_MNIST_DIR", str(root))
+    monkeypatch.setenv("GNET_CACHE_DIR", str(tmp_path / "cache"))
+    return root
+
+
 def modules_with_hooks(net: torch.nn.Module) -> list[str]:
     """Names of ``net``'s modules that still carry a forward/backward (pre-)hook."""
     return [
@@ -104,7 +112,7 @@ def write_colour_folder(
 
 def write_test_overlay(base: LoadedModel, path: Path, seed: int = 3) -> Path:
     """An aux-head overlay for ``base`` holding seeded, untrained heads: for tests of stacking and of the app."""
-    from gnet.overlay import DISTILLED, save_overlay
+    from gnet.weights.overlay import DISTILLED, save_overlay
 
     config = base.net.config
     heads = googlenet(num_classes=config.num_classes, batch_norm=config.batch_norm, seed=seed).state_dict()

@@ -8,12 +8,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources, url
-from dashboard.resources import AttributionRequest
+from dashboard import url
+from dashboard.cache import attributions, bounds, models
+from dashboard.cache.attributions import AttributionRequest
+from dashboard.figures import charts
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
-from gnet.attributions import IG_MAX_SAMPLES, IG_MAX_STEPS, METHODS, Attribution, Stopped, plan_integrated_gradients
-from gnet.layers import BRANCHES, modules_read_by
+from gnet.inspect.attributions import (
+    IG_MAX_SAMPLES,
+    IG_MAX_STEPS,
+    METHODS,
+    Attribution,
+    Stopped,
+    plan_integrated_gradients,
+)
+from gnet.net.layers import BRANCHES, modules_read_by
 
 __all__ = ["render"]
 
@@ -70,7 +79,7 @@ def _stop() -> None:
 def _result(sel: Selection, request: AttributionRequest, run: bool) -> Attribution | None:
     """The kept result for ``request``; computed, with a progress bar and a Stop button, when ``run`` is set."""
     if not run:
-        return resources.attribution(sel.weights, sel.device, sel.digest, sel.image, request, compute=False)
+        return attributions.attribution(sel.weights, sel.device, sel.digest, sel.image, request, compute=False)
     name = METHODS[request.method]
     run_id = uuid.uuid4().hex
     st.session_state[Keys.ATTR_ACTIVE] = run_id
@@ -85,7 +94,7 @@ def _result(sel: Selection, request: AttributionRequest, run: bool) -> Attributi
         return st.session_state.get(Keys.ATTR_ACTIVE) == run_id
 
     try:
-        return resources.attribution(
+        return attributions.attribution(
             sel.weights, sel.device, sel.digest, sel.image, request, compute=True, progress=progress
         )
     finally:
@@ -134,16 +143,16 @@ def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
         a, b = st.columns(2)
         asked_steps = a.slider("IG steps along the path", 4, IG_MAX_STEPS, 16, step=4, key=Keys.ATTR_STEPS)
         asked_samples = b.slider("NoiseTunnel samples", 1, IG_MAX_SAMPLES, 4, key=Keys.ATTR_SAMPLES)
-        per_pass = resources.seconds_per_pass(sel.weights, sel.device)
-        plan = plan_integrated_gradients(asked_steps, asked_samples, per_pass, resources.ATTRIBUTION_BUDGET_S)
+        per_pass = models.seconds_per_pass(sel.weights, sel.device)
+        plan = plan_integrated_gradients(asked_steps, asked_samples, per_pass, bounds.ATTRIBUTION_BUDGET_S)
         if plan.clamped:
             st.warning(plan.notice, icon="⏱️")
         n_steps, nt_samples = plan.n_steps, plan.nt_samples
         st.caption(
             f"Integrated Gradients runs {n_steps * nt_samples} forward and backward passes, as many at once as "
             f"memory allows: about {plan.seconds:.0f} s here (one pass measured at {per_pass * 1e3:.0f} ms on "
-            f"{resources.device_name(sel.device)}). One request may take up to "
-            f"{resources.ATTRIBUTION_BUDGET_S:.0f} s; Stop ends it early."
+            f"{models.device_name(sel.device)}). One request may take up to "
+            f"{bounds.ATTRIBUTION_BUDGET_S:.0f} s; Stop ends it early."
         )
     return [
         AttributionRequest(

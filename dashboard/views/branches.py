@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import resources, tables, url
+from dashboard import url
+from dashboard.cache import analyses
+from dashboard.figures import tables
 from dashboard.state import Keys, Selection, open_channel
 from dashboard.views.common import chart, download_csv, need_analysis
 
@@ -25,7 +27,7 @@ def render(sel: Selection) -> None:
     )
     url.publish(url.MODULE, module_name)
     module = result.modules[module_name]
-    figures = resources.branch_figures(sel.weights, sel.device, sel.digest, module_name, sel.image)
+    figures = analyses.branch_figures(sel.weights, sel.device, sel.digest, module_name, sel.image)
     cells = st.columns(2)
     for i, (branch, stats) in enumerate(module.branches.items()):
         with cells[i % 2], st.container(border=True):
@@ -33,7 +35,7 @@ def render(sel: Selection) -> None:
     _focus(sel, result, module_name)
     st.subheader("Energy share of each branch, across all nine modules")
     chart(
-        resources.energy_figure(sel.weights, sel.device, sel.digest, sel.image),
+        analyses.energy_figure(sel.weights, sel.device, sel.digest, sel.image),
         "Share of each module's output energy (sum of squared activations) produced by each branch. "
         "Look for the module where the 3x3 and '5x5' branches take over from the 1x1 one, and how it changes with depth.",
     )
@@ -81,7 +83,7 @@ def _focus(sel: Selection, result, module_name: str) -> None:
                      "it most, and what the heads lose when its branch is knocked out."):
             open_channel(module_name, branch, int(channel))
             st.switch_page("routes/channels.py")
-    large, over_image = resources.channel_figures(
+    large, over_image = analyses.channel_figures(
         sel.weights, sel.device, sel.digest, f"{module_name}.{branch}:{channel}", sel.image
     )
     with right:

@@ -8,11 +8,14 @@ from typing import TypeVar
 import streamlit as st
 
 import gnet
-from dashboard import channel_charts, charts, resources, resources_channels, tables, url
+from dashboard import url
+from dashboard.cache import channels, cost
+from dashboard.figures import channels as channel_charts
+from dashboard.figures import charts, tables
 from dashboard.state import Keys, Selection, open_channel
 from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
-from gnet.features import Visualization
-from gnet.layers import BRANCHES, HEADS, INCEPTION_MODULES, ChannelTarget, branch_channels, parse_channel
+from gnet.inspect.features import Visualization
+from gnet.net.layers import BRANCHES, HEADS, INCEPTION_MODULES, ChannelTarget, branch_channels, parse_channel
 
 __all__ = ["render"]
 
@@ -141,11 +144,11 @@ def _visualize(sel: Selection, targets: list[str], steps: int, run: bool) -> lis
     """The kept visualizations of ``targets``; the missing ones computed, with a progress bar, when ``run`` is set."""
     found = []
     for target in targets:
-        item = resources_channels.visualization(sel.weights, sel.device, target, steps, compute=False)
+        item = channels.visualization(sel.weights, sel.device, target, steps, compute=False)
         if item is None and run:
             item = _with_progress(
                 f"Optimizing an image for {target}...",
-                lambda progress, t=target: resources_channels.visualization(
+                lambda progress, t=target: channels.visualization(
                     sel.weights, sel.device, t, steps, compute=True, progress=progress
                 ),
             )
@@ -179,20 +182,20 @@ def _visualization(sel: Selection, target: ChannelTarget, best: float | None) ->
 def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | None) -> float | None:
     """The channel's nine best images; returns the best one's mean activation (None when there is no index)."""
     try:
-        index = resources_channels.examples(sel.weights, sel.device, folder, limit, compute=False)
+        index = channels.examples(sel.weights, sel.device, folder, limit, compute=False)
         if index is None:
             st.info("No dataset-example index for these weights and images yet: one pass over them builds it.")
             if not st.button("Build the index", key=Keys.CHANNEL_BUILD_INDEX, icon=":material/search:"):
                 return None
             index = _with_progress(
                 "Running the images through the net...",
-                lambda progress: resources_channels.examples(
+                lambda progress: channels.examples(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress
                 ),
             )
         by = st.radio("Rank by", list(_RANKINGS), format_func=_RANKINGS.get, horizontal=True, key=Keys.CHANNEL_RANKING)
         examples = index.examples(target, by)
-        pictures = resources_channels.example_pictures(sel.weights, sel.device, folder, limit, tuple(e.index for e in examples))
+        pictures = channels.example_pictures(sel.weights, sel.device, folder, limit, tuple(e.index for e in examples))
     except gnet.DatasetError as e:
         (st.error if folder else st.warning)(str(e))
         return None
@@ -220,12 +223,12 @@ def _knockouts(sel: Selection, loaded: gnet.LoadedModel, module: str) -> None:
         if column.toggle(f"{branch} off", key=f"{Keys.KNOCKOUT_BRANCH}-{module}-{branch}")
     ]
     options = [f"{b}:{c}" for b in BRANCHES if b not in off for c in range(branch_channels(module, b))]
-    channels = columns[4].multiselect(
+    picked = columns[4].multiselect(
         "Single channels off", options, key=f"{Keys.KNOCKOUT_CHANNELS}-{module}", placeholder="e.g. 5x5:12",
     )
-    knockouts = tuple([f"{module}.{b}" for b in off] + [f"{module}.{c}" for c in channels])
-    intact = resources_channels.ablation(sel.weights, sel.device, sel.digest, (), sel.image)
-    knocked = resources_channels.ablation(sel.weights, sel.device, sel.digest, knockouts, sel.image)
+    knockouts = tuple([f"{module}.{b}" for b in off] + [f"{module}.{c}" for c in picked])
+    intact = channels.ablation(sel.weights, sel.device, sel.digest, (), sel.image)
+    knocked = channels.ablation(sel.weights, sel.device, sel.digest, knockouts, sel.image)
     if not knockouts:
         st.info(f"Switch a branch of {module} off, or pick single channels: the heads below then change.")
     elif len(off) == len(BRANCHES):
@@ -249,7 +252,7 @@ def _knockouts(sel: Selection, loaded: gnet.LoadedModel, module: str) -> None:
 
 def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: int | None) -> None:
     try:
-        result = resources_channels.branch_importance(sel.weights, sel.device, folder, limit, compute=False)
+        result = channels.branch_importance(sel.weights, sel.device, folder, limit, compute=False)
         if result is None:
             st.info("Branch importance knocks out each of the 36 branches over a labelled set. Each batch fans out "
                     "into its 36 knocked-out copies at each module, about 12 plain passes of work.")
@@ -257,7 +260,7 @@ def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: in
                 return
             result = _with_progress(
                 "Knocking out branches...",
-                lambda progress: resources_channels.branch_importance(
+                lambda progress: channels.branch_importance(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress
                 ),
             )
@@ -276,9 +279,9 @@ def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: in
         key="importance-heatmaps",
     )
     head = st.radio("Head", HEADS, horizontal=True, key=Keys.IMPORTANCE_HEAD)
-    cost = tables.branch_cost(resources.cost_table(sel.weights, sel.device, loaded.card.input_size))
+    branch_cost = tables.branch_cost(cost.cost_table(sel.weights, sel.device, loaded.card.input_size))
     chart(
-        channel_charts.importance_vs_cost(tables.importance_vs_cost(grid, cost, head), head),
+        channel_charts.importance_vs_cost(tables.importance_vs_cost(grid, branch_cost, head), head),
         f"Each branch's cost (FLOPs at {loaded.card.input_size} px) against what {head} loses without it. "
         "Branches high and to the left are bargains; low and to the right, the net pays a lot for little.",
         key="importance-cost",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 import gnet
-from dashboard import resources, resources_sets
+from dashboard.cache import analyses, images, models, sets
 from dashboard.state import Keys, Selection, show_sample
 
 if TYPE_CHECKING:  # imported where used: the sidebar draws before pandas, plotly or torch is loaded
@@ -65,7 +65,7 @@ def need_model(sel: Selection) -> gnet.LoadedModel:
         st.error(sel.weights_error)
         st.stop()
     try:
-        return resources.model(*sel.model_key)
+        return models.model(*sel.model_key)
     except gnet.GNetError as e:
         st.error(str(e))
         st.stop()
@@ -80,7 +80,7 @@ def try_analysis(sel: Selection) -> gnet.Analysis | None:
         st.info("Choose an image in the sidebar: a sample, an upload or a camera photo.")
         return None
     try:
-        return resources.analysis(sel.weights, sel.device, sel.digest, sel.image)
+        return analyses.analysis(sel.weights, sel.device, sel.digest, sel.image)
     except gnet.GNetError as e:
         st.error(str(e))
         return None
@@ -98,12 +98,12 @@ def need_analysis(sel: Selection) -> tuple[gnet.LoadedModel, gnet.Analysis]:
 def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
     """A warning when the selected image looks unlike the weights' training data, with a way back to the samples.
 
-    The score is :func:`gnet.indomain.in_domain`; weights without calibration data get a
+    The score is :func:`gnet.heads.in_domain.in_domain`; weights without calibration data get a
     caption saying so, never an invented score.
     """
-    from gnet.indomain import NO_SCORE, THRESHOLD_PERCENTILE  # torch-heavy: imported where used, as above
+    from gnet.heads.in_domain import NO_SCORE, THRESHOLD_PERCENTILE  # torch-heavy: imported where used, as above
 
-    found = resources_sets.in_domain(sel.weights, sel.device, sel.digest, sel.image)
+    found = sets.in_domain(sel.weights, sel.device, sel.digest, sel.image)
     if found is None:
         st.caption(f":material/help: {NO_SCORE}")
         return
@@ -118,7 +118,7 @@ def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
         f"{found.reference}; the threshold, {found.threshold:.1f}, lets {THRESHOLD_PERCENTILE:g}% of them through.)",
         icon=":material/travel_explore:",
     )
-    samples = [s for s in resources.samples() if s.true_label(classes) is not None]
+    samples = [s for s in images.samples() if s.true_label(classes) is not None]
     if samples:
         st.button(
             f"Look at a sample the model knows ({samples[0].name})", key=Keys.DOMAIN_SAMPLE, on_click=show_sample,
@@ -163,7 +163,7 @@ def download_json(data: Any, label: str, file_name: str) -> None:
 
 def aux_heads_note(loaded: gnet.LoadedModel) -> None:
     """When the aux heads come from a distilled overlay: say so, and how that differs from the paper."""
-    from gnet.overlay import distilled
+    from gnet.weights.overlay import distilled
 
     about = distilled(loaded.card)
     if about is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, resources, tables, url
+from dashboard import url
+from dashboard.cache import cost
+from dashboard.figures import charts, tables
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, need_model
-from gnet.table1 import TOLERANCE_PCT
+from gnet.net.table1 import TOLERANCE_PCT
 
 __all__ = ["render"]
 
@@ -31,7 +33,7 @@ def render(sel: Selection) -> None:
     url.publish(url.SIZE, size)
     metric = right.radio("Measure", list(_METRICS), format_func=_METRICS.get, horizontal=True, key=Keys.COST_METRIC)
     try:
-        rows = resources.cost_table(sel.weights, sel.device, int(size))
+        rows = cost.cost_table(sel.weights, sel.device, int(size))
     except ValueError as e:
         st.error(f"{e}.")
         st.stop()
@@ -63,7 +65,7 @@ def _totals(rows: pd.DataFrame) -> None:
 
 def _paper() -> None:
     st.subheader("The paper's Table 1, side by side")
-    table = resources.table1()
+    table = cost.table1()
     st.caption(
         f"{table.attrs.get('citation', '')} Beside it, two networks built by gnet at 224 x 224 with 1000 classes: "
         "the paper's layout (real 5x5 branches, no batch norm, LRN) and torchvision's (a 3x3 '5x5' branch, batch "

@@ -15,14 +15,16 @@ import pandas as pd
 import streamlit as st
 
 import gnet
-from dashboard import charts, live, resources
+from dashboard import live
+from dashboard.cache import gradients, models
+from dashboard.figures import charts
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv
-from gnet.gradients import COLUMNS, LOSSES, VARIANT_COLUMNS, aux_ratio
-from gnet.layers import HEADS
-from gnet.losses import AUX_WEIGHT
-from gnet.model import INIT_SCHEMES
-from gnet.runs import RecordedRuns
+from gnet.inspect.gradients import COLUMNS, LOSSES, VARIANT_COLUMNS, aux_ratio
+from gnet.net.layers import HEADS
+from gnet.net.losses import AUX_WEIGHT
+from gnet.net.model import INIT_SCHEMES
+from gnet.train.runs import RecordedRuns
 
 __all__ = ["render"]
 
@@ -67,7 +69,7 @@ def render(sel: Selection) -> None:
 
 def _recorded_runs() -> RecordedRuns | None:
     try:
-        return resources.recorded_runs()
+        return gradients.recorded_runs()
     except gnet.GNetError as e:
         st.error(str(e))
         return None
@@ -144,7 +146,7 @@ def _live_frame(sel: Selection, variants: list[str], inits: list[str]) -> pd.Dat
         st.info("Choose an image in the sidebar: a sample, an upload or a camera photo.")
         return None
     try:
-        loaded = resources.model(*sel.model_key)
+        loaded = models.model(*sel.model_key)
     except gnet.GNetError as e:
         st.error(str(e))
         return None
@@ -153,7 +155,7 @@ def _live_frame(sel: Selection, variants: list[str], inits: list[str]) -> pd.Dat
     wanted = (["loaded"] if "loaded" in variants else []) + (inits if {"no_bn", "bn"} & set(variants) else [])
     if not wanted:
         return None
-    frames = [resources.live_comparison(sel.weights, sel.device, sel.digest, target, v, sel.image) for v in wanted]
+    frames = [gradients.live_comparison(sel.weights, sel.device, sel.digest, target, v, sel.image) for v in wanted]
     st.caption(
         f"Input: the sidebar's image ({sel.image_name}), preprocessed for the loaded model "
         f"({loaded.card.input_size} x {loaded.card.input_size}), a batch of one; target: "
@@ -250,7 +252,7 @@ def _recorded_training(runs: RecordedRuns) -> None:
     index = runs.index
     first = index.iloc[0]
     st.caption(
-        f"{len(index)} short runs on Fashion-MNIST, recorded with gnet.train: {first['steps']} steps of "
+        f"{len(index)} short runs on Fashion-MNIST, recorded with gnet.train.loop: {first['steps']} steps of "
         f"{first['batch_size']} images at {first['input_size']} px (a small fraction of an epoch), the paper's "
         f"layout with 5x5 kernels, SGD with one-cycle lr {first['lr']}, seed {first['seed']}; gradients logged "
         f"every {first['grad_log_every']} steps (the norm of the loss the run minimises). assets/runs/README.md "

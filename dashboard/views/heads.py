@@ -6,13 +6,20 @@ import math
 
 import streamlit as st
 
-from dashboard import charts, resources, tables
+from dashboard.cache import analyses
+from dashboard.figures import charts, tables
 from dashboard.state import Selection
 from dashboard.views import heads_dataset
 from dashboard.views.common import (
-    aux_heads_note, chart, domain_banner, download_csv, need_model, try_analysis, untrained_warning,
+    aux_heads_note,
+    chart,
+    domain_banner,
+    download_csv,
+    need_model,
+    try_analysis,
+    untrained_warning,
 )
-from gnet.layers import HEADS
+from gnet.net.layers import HEADS
 
 __all__ = ["render"]
 
@@ -43,7 +50,7 @@ def _one_image(sel: Selection, loaded) -> None:
         "Top-5 probabilities per head. A deeper head is usually more confident; a disagreement shows what "
         "the middle of the network has not resolved yet.",
     )
-    summary = resources.head_summary(sel.weights, sel.device, sel.digest, sel.image)
+    summary = analyses.head_summary(sel.weights, sel.device, sel.digest, sel.image)
     st.dataframe(
         summary, hide_index=True,
         column_config={
@@ -63,7 +70,7 @@ def _one_image(sel: Selection, loaded) -> None:
 
 def _batch(sel: Selection, loaded) -> None:
     st.subheader("All sample images")
-    batch = resources.batch_predictions(sel.weights, sel.device)
+    batch = analyses.batch_predictions(sel.weights, sel.device)
     if batch.empty:
         st.info("No sample images in assets/samples.")
         return

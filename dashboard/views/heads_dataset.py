@@ -8,14 +8,17 @@ import pandas as pd
 import streamlit as st
 
 import gnet
-from dashboard import headcharts, resources_sets, state, tables
-from dashboard.charts import agreement_heatmap
+from dashboard import state
+from dashboard.cache import sets
+from dashboard.figures import heads as headcharts
+from dashboard.figures import tables
+from dashboard.figures.charts import agreement_heatmap
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, download_csv, download_json
 from dashboard.views.gallery import gallery
-from gnet.earlyexit import BRANCHYNET
-from gnet.images import image_digest
-from gnet.layers import HEADS
+from gnet.data.images import image_digest
+from gnet.heads.early_exit import BRANCHYNET
+from gnet.net.layers import HEADS
 
 __all__ = ["render"]
 
@@ -58,13 +61,13 @@ def render(sel: Selection, loaded: gnet.LoadedModel) -> None:
         help="Leave empty for the Fashion-MNIST test set (Fashion-MNIST weights) or the sample images (other weights).",
     ).strip() or None
     try:
-        data = resources_sets.evaluation_set(sel.weights, sel.device, folder)
-        key = resources_sets.data_key(sel.weights, sel.device, folder)
+        data = sets.evaluation_set(sel.weights, sel.device, folder)
+        key = sets.data_key(sel.weights, sel.device, folder)
         logits = _logits(sel, folder, key)
     except gnet.GNetError as e:
         st.error(str(e))
         return
-    comparison = resources_sets.head_comparison(sel.weights, sel.device, key, logits)
+    comparison = sets.head_comparison(sel.weights, sel.device, key, logits)
     st.caption(f"**{logits.name}**, {comparison.labelled:,} with a label these weights know. {_ORIGIN[logits.origin]}")
     table = pd.DataFrame(comparison.table())
     st.dataframe(table, hide_index=True, column_config=_TABLE_COLUMNS)
@@ -91,7 +94,7 @@ def _logits(sel: Selection, folder: str | None, key: str):
         bar.progress(done / all_, text=f"Running the three heads over {all_:,} images: {done:,} done")
 
     try:
-        return resources_sets.head_logits(sel.weights, sel.device, folder, key, progress=progress)
+        return sets.head_logits(sel.weights, sel.device, folder, key, progress=progress)
     finally:
         if bar is not None:
             bar.empty()
@@ -149,7 +152,7 @@ def _distributions(comparison, table: pd.DataFrame) -> None:
 
 def _early_exits(sel: Selection, key: str, logits) -> None:
     st.subheader("Early exits: the auxiliary heads as a way to save compute")
-    curve = resources_sets.exit_curve(sel.weights, sel.device, key, logits)
+    curve = sets.exit_curve(sel.weights, sel.device, key, logits)
     costs = curve.costs
     st.markdown(
         f"Stop an image at aux1 when aux1's top-1 probability is at least a threshold *t*, else at aux2 when "
@@ -177,7 +180,7 @@ def _early_exits(sel: Selection, key: str, logits) -> None:
 
 def _gallery(sel: Selection, folder: str | None, key: str, logits, classes: list[str]) -> None:
     st.subheader("Where an auxiliary head and main disagree")
-    found = resources_sets.gallery(sel.weights, sel.device, key, logits, GALLERY_SIZE)
+    found = sets.gallery(sel.weights, sel.device, key, logits, GALLERY_SIZE)
     if not found:
         st.info("aux1 and aux2 agree with main on every image of this set.")
         return
@@ -185,12 +188,12 @@ def _gallery(sel: Selection, folder: str | None, key: str, logits, classes: list
         f"The {len(found)} images where aux1 or aux2 most disagrees with main, by KL(main || aux), each with every "
         "head's top-3. **Click one** to make it the current image of every page."
     )
-    pngs = resources_sets.thumbnails(sel.weights, sel.device, folder, key, tuple(d.index for d in found))
+    pngs = sets.thumbnails(sel.weights, sel.device, folder, key, tuple(d.index for d in found))
     items = [tables.gallery_item(d, classes, png) for d, png in zip(found, pngs)]
 
     def pick() -> None:
         index = int(st.session_state[Keys.HEADS_GALLERY].picked)
-        data = resources_sets.evaluation_set(sel.weights, sel.device, folder)
+        data = sets.evaluation_set(sel.weights, sel.device, folder)
         image = data.picture(index)
         label = int(data.labels[index])
         state.pick_image(state.PickedImage(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 import gnet
-from dashboard import charts, export, resources, tables
+from dashboard import export
+from dashboard.cache import cost
+from dashboard.figures import charts, tables
 from dashboard.state import Selection
 from dashboard.views.common import chart, domain_banner, download_json, need_analysis, untrained_warning
 
@@ -36,13 +38,13 @@ def render(sel: Selection) -> None:
             "main the last module: do the early heads already agree with the main one?",
         )
     st.subheader("The network, stage by stage")
-    stages = resources.stages(sel.weights, sel.device, loaded.card.input_size)
+    stages = cost.stages(sel.weights, sel.device, loaded.card.input_size)
     chart(
         charts.stage_diagram(stages),
         f"Each block's output (H x W x C) and FLOPs for one {loaded.card.input_size} px image, computed from the "
         "loaded network. Look at how fast the stem shrinks the image, and where the two auxiliary heads branch off.",
     )
-    _explanations(stages, loaded, resources.bottleneck(sel.weights, sel.device, loaded.card.input_size))
+    _explanations(stages, loaded, cost.bottleneck(sel.weights, sel.device, loaded.card.input_size))
     st.caption(
         f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
         f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
@@ -75,7 +77,7 @@ def _export_button(sel: Selection, loaded: gnet.LoadedModel, result: gnet.Analys
         frames = {
             "heads": tables.head_summary(result),
             "branches": tables.branch_stats(result),
-            "cost": resources.cost_table(sel.weights, sel.device, loaded.card.input_size),
+            "cost": cost.cost_table(sel.weights, sel.device, loaded.card.input_size),
         }
         return export.analysis_zip(record, figures, frames)
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 import gnet
-from dashboard import resources, url
+from dashboard import url
+from dashboard.cache import images, models
 from dashboard.state import (
-    IMAGE_FROM_SAMPLES, IMAGE_FROM_SET, Keys, Selection, default_weights, picked_image, resolved_device,
+    IMAGE_FROM_SAMPLES,
+    IMAGE_FROM_SET,
+    Keys,
+    Selection,
+    default_weights,
+    picked_image,
+    resolved_device,
 )
 from dashboard.views.common import download_json
-from gnet.images import SUPPORTED_EXTENSIONS
-from gnet.sources import split_source, with_overlay
+from gnet.data.images import SUPPORTED_EXTENSIONS
+from gnet.weights.sources import split_source, with_overlay
 
 __all__ = ["render"]
 
@@ -32,7 +39,7 @@ def render() -> Selection:
         device, device_error = resolved_device()
         if weights_error is None and device_error is None:
             weights_error = _model_card(weights, device, label)
-        st.caption(f"Device: **{resources.device_name(device)}**")
+        st.caption(f"Device: **{models.device_name(device)}**")
     return Selection(
         weights=weights, device=device, weights_label=label, weights_error=weights_error or device_error, **image
     )
@@ -44,7 +51,7 @@ def _image() -> dict:
         return _picked()
     try:
         if mode == _SAMPLE:
-            found = resources.samples()
+            found = images.samples()
             if not found:
                 return {"image_error": "No sample images found in assets/samples: upload an image instead."}
             by_name = {s.name: s for s in found}
@@ -52,7 +59,7 @@ def _image() -> dict:
                         what="sample image")
             sample = st.selectbox("Sample", found, format_func=lambda s: s.name, key=Keys.SAMPLE)
             url.publish(url.SAMPLE, sample.name)
-            decoded = resources.decode_sample(str(sample.path))
+            decoded = images.decode_sample(str(sample.path))
         else:
             if mode == _UPLOAD:
                 upload = st.file_uploader("Image file", type=list(SUPPORTED_EXTENSIONS), key=Keys.UPLOAD)
@@ -61,7 +68,7 @@ def _image() -> dict:
             url.publish(url.SAMPLE, None)  # an upload is not shared through the address
             if upload is None:
                 return {}
-            decoded = resources.decode_bytes(upload.file_id, upload.name, upload.getvalue())
+            decoded = images.decode_bytes(upload.file_id, upload.name, upload.getvalue())
             sample = None
     except gnet.GNetError as e:
         return {"image_error": str(e)}
@@ -96,13 +103,13 @@ def _weights() -> tuple[str, str, str | None]:
     upload = st.file_uploader("Checkpoint (.pt, .pth)", type=["pt", "pth"], key=Keys.CHECKPOINT)
     if upload is None:
         return choice, "", "Upload a checkpoint file (.pt or .pth) in the sidebar, or pick another weights source."
-    return resources.checkpoint_file(upload.file_id, upload.getvalue()), upload.name, None
+    return models.checkpoint_file(upload.file_id, upload.getvalue()), upload.name, None
 
 
 def _model_card(weights: str, device: str, label: str) -> str | None:
     """Load the weights and show their card one click away; return the error sentence if any."""
     try:
-        loaded = resources.model(weights, device, label)
+        loaded = models.model(weights, device, label)
     except gnet.GNetError as e:
         return str(e)  # the page shows it where its content would be
     card = loaded.card
@@ -133,15 +140,15 @@ def _aux_overlay(weights: str) -> str:
     )
     if upload is None:
         return weights
-    return with_overlay(weights, resources.checkpoint_file(upload.file_id, upload.getvalue()))
+    return with_overlay(weights, models.checkpoint_file(upload.file_id, upload.getvalue()))
 
 
 def _imagenet_download(weights: str) -> None:
     """When ImageNet weights are wanted but not cached: a button that downloads them, with progress."""
     if split_source(weights)[0] not in ("auto", "imagenet"):
         return
-    from gnet.hub import IMAGENET_BYTES, download_imagenet  # torch: imported once the image is drawn
-    from gnet.weights import imagenet_cache_path
+    from gnet.weights.hub import IMAGENET_BYTES, download_imagenet  # torch: imported once the image is drawn
+    from gnet.weights.loader import imagenet_cache_path
 
     if imagenet_cache_path().exists():
         return
@@ -155,5 +162,5 @@ def _imagenet_download(weights: str) -> None:
         bar.empty()
         st.error(str(e))
         return
-    resources.model.clear()  # "auto" now means ImageNet
+    models.model.clear()  # "auto" now means ImageNet
     st.rerun()

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
-from gnet.errors import GNetError
+from ..errors import GNetError
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "main"]
 

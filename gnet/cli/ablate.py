@@ -26,9 +26,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.ablation import ablate, parse_knockouts
-    from gnet.layers import HEADS
-    from gnet.weights import load
+    from ..inspect.ablation import ablate, parse_knockouts
+    from ..net.layers import HEADS
+    from ..weights.loader import load
 
     knockouts = parse_knockouts(args.off)  # a bad name fails before the weights load
     loaded = load(options.weights(args), args.device)

@@ -20,9 +20,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.indomain import NO_SCORE, in_domain
-    from gnet.probe import analyze
-    from gnet.weights import load
+    from ..heads.in_domain import NO_SCORE, in_domain
+    from ..inspect.probe import analyze
+    from ..weights.loader import load
 
     loaded = load(options.weights(args), args.device)
     analysis = analyze(loaded, args.image, top=args.top)

@@ -15,7 +15,7 @@ ORDER = 45
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from gnet.distill import DistillConfig
+    from ..heads.distill import DistillConfig
 
     d = DistillConfig()
     options.add_weights(p)
@@ -41,10 +41,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from gnet.distill import DistillConfig, distill_aux
-    from gnet.evaldata import fashion_mnist, image_folder, photo_folder
-    from gnet.overlay import save_overlay
-    from gnet.weights import load
+    from ..heads.distill import DistillConfig, distill_aux
+    from ..inspect.evaluation import fashion_mnist, image_folder, photo_folder
+    from ..weights.loader import load
+    from ..weights.overlay import save_overlay
 
     cfg = DistillConfig(
         temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -21,11 +21,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.errors import TargetError
-    from gnet.evaldata import fashion_mnist_test, image_folder
-    from gnet.examples import example_index
-    from gnet.layers import parse_channel
-    from gnet.weights import load
+    from ..errors import TargetError
+    from ..inspect.evaluation import fashion_mnist_test, image_folder
+    from ..inspect.examples import example_index
+    from ..net.layers import parse_channel
+    from ..weights.loader import load
 
     target = parse_channel(args.target)
     if target.channel is None:

@@ -21,10 +21,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.cost import flops, totals
-    from gnet.model import check_input_size
-    from gnet.table1 import paper_table
-    from gnet.weights import load
+    from ..net.cost import flops, totals
+    from ..net.model import check_input_size
+    from ..net.table1 import paper_table
+    from ..weights.loader import load
 
     check_input_size(args.input_size)
     net = load(options.weights(args), "cpu").net

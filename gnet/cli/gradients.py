@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from gnet.errors import DatasetError, GNetError, ImageError
-
+from ..errors import DatasetError, GNetError, ImageError
 from . import options
 
 if TYPE_CHECKING:
@@ -21,8 +20,8 @@ if TYPE_CHECKING:
     from PIL import Image
     from torch import Tensor
 
-    from gnet.gradients import GradientResult
-    from gnet.model import GoogLeNet
+    from ..inspect.gradients import GradientResult
+    from ..net.model import GoogLeNet
 
 NAME = "gradients"
 HELP = "per-layer gradient norms for each loss (main, aux1, aux2, combined)"
@@ -30,7 +29,7 @@ ORDER = 50
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from gnet.model import INIT_SCHEMES
+    from ..net.model import INIT_SCHEMES
 
     p.add_argument("image", nargs="?", default=None,
                    help="an image file; default: the first --batch-size Fashion-MNIST test images (or the samples)")
@@ -51,10 +50,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def _fresh_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image.Image], Tensor], dict, list[str]]:
-    from gnet.data import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
-    from gnet.gradients import PAPER_KERNEL
-    from gnet.model import check_input_size, googlenet
-    from gnet.preprocess import GrayscalePreprocess
+    from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    from ..data.preprocess import GrayscalePreprocess
+    from ..inspect.gradients import PAPER_KERNEL
+    from ..net.model import check_input_size, googlenet
 
     check_input_size(args.input_size)
     init = args.init or "trunc_normal"
@@ -66,7 +65,7 @@ def _fresh_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image
 
 
 def _loaded_variant(args: argparse.Namespace) -> tuple[GoogLeNet, Callable[[Image.Image], Tensor], dict, list[str]]:
-    from gnet.weights import load
+    from ..weights.loader import load
 
     loaded = load(options.weights(args), "cpu")
     about = {"name": loaded.card.name, "weights": loaded.source, "untrained_heads": loaded.card.untrained_heads}
@@ -80,9 +79,9 @@ def _input_batch(
     import torch
     from PIL import Image
 
-    from gnet.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from gnet.images import load_image
-    from gnet.samples import sample_images
+    from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from ..data.images import load_image
+    from ..data.samples import sample_images
 
     if args.image is not None:
         return transform(load_image(args.image)).unsqueeze(0), None, f"image {args.image}"
@@ -105,7 +104,7 @@ def _input_batch(
 
 
 def _print_table(result: GradientResult) -> None:
-    from gnet.gradients import LOSSES
+    from ..inspect.gradients import LOSSES
 
     v = result.variant
     cfg = v["config"]
@@ -132,8 +131,8 @@ def _print_table(result: GradientResult) -> None:
 
 
 def _print_comparison(frame: pd.DataFrame) -> None:
-    from gnet.gradients import aux_ratio
-    from gnet.layers import AUX_ATTACH, WEIGHT_LAYERS
+    from ..inspect.gradients import aux_ratio
+    from ..net.layers import AUX_ATTACH, WEIGHT_LAYERS
 
     weights = frame[frame["quantity"] == "weight"]
     first = WEIGHT_LAYERS[0].name
@@ -156,7 +155,7 @@ def _print_comparison(frame: pd.DataFrame) -> None:
 
 def _check_batch_statistics(x: Tensor, *, batch_norm: bool, training: bool) -> None:
     """Refuse an input on which batch norm in training mode would see one value per channel."""
-    from gnet.model import batch_statistics_defined
+    from ..net.model import batch_statistics_defined
 
     if batch_norm and training and not batch_statistics_defined(x.shape[0], min(x.shape[-2:])):
         raise GNetError("Batch norm in training mode needs more than one value per channel: "
@@ -164,8 +163,8 @@ def _check_batch_statistics(x: Tensor, *, batch_norm: bool, training: bool) -> N
 
 
 def _run_comparison(args: argparse.Namespace) -> None:
-    from gnet.gradients import compare_variants
-    from gnet.model import INIT_SCHEMES
+    from ..inspect.gradients import compare_variants
+    from ..net.model import INIT_SCHEMES
 
     if not args.batch_norm:
         raise GNetError("--compare runs the nets with and without batch norm itself: drop --no-batch-norm.")
@@ -189,7 +188,7 @@ def _run_comparison(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.gradients import layer_gradients
+    from ..inspect.gradients import layer_gradients
 
     if args.compare:
         _run_comparison(args)

@@ -47,12 +47,12 @@ def _progress():
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.cost import flops
-    from gnet.earlyexit import early_exits, exit_costs
-    from gnet.evaldata import evaluation_set
-    from gnet.headlogits import head_logits
-    from gnet.headstats import compare_heads, disagreements
-    from gnet.weights import load
+    from ..heads.early_exit import early_exits, exit_costs
+    from ..heads.logits import head_logits
+    from ..heads.stats import compare_heads, disagreements
+    from ..inspect.evaluation import evaluation_set
+    from ..net.cost import flops
+    from ..weights.loader import load
 
     loaded = load(options.weights(args), args.device)
     data = evaluation_set(loaded, args.data)
@@ -110,7 +110,7 @@ def _exit_rows(curve) -> list[dict]:
 
 
 def _print_exits(curve) -> None:
-    from gnet.earlyexit import BRANCHYNET
+    from ..heads.early_exit import BRANCHYNET
 
     c = curve.costs
     print(f"\nEarly exits ({BRANCHYNET}). GoogLeNet's paper discards the auxiliary heads at inference: this is an "

@@ -23,9 +23,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.ablation import importance
-    from gnet.evaldata import fashion_mnist_test, image_folder
-    from gnet.weights import load
+    from ..inspect.ablation import importance
+    from ..inspect.evaluation import fashion_mnist_test, image_folder
+    from ..weights.loader import load
 
     loaded = load(options.weights(args), args.device)
     data = None

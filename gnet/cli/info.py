@@ -18,7 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.weights import load
+    from ..weights.loader import load
 
     loaded = load(options.weights(args), "cpu")
     card = loaded.card.to_dict()

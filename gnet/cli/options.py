@@ -24,7 +24,7 @@ def add_weights(p: argparse.ArgumentParser, help: str = _WEIGHTS_HELP) -> None:
 
 def weights(args: argparse.Namespace) -> str:
     """The weights source a command loads: ``--weights`` (else ``auto``), with ``--aux-overlay`` stacked on it."""
-    from gnet.sources import with_overlay
+    from ..weights.sources import with_overlay
 
     return with_overlay(args.weights or "auto", getattr(args, "aux_overlay", None))
 

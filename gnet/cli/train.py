@@ -21,8 +21,8 @@ ORDER = 40
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from gnet.model import INIT_SCHEMES
-    from gnet.train import SCHEDULES, TrainConfig
+    from ..net.model import INIT_SCHEMES
+    from ..train.config import SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", default=d.data,
@@ -80,10 +80,10 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gnet.errors import GNetError
+    from ..errors import GNetError
 
     if args.nproc_per_node is not None:
-        from gnet.distributed import from_env, launch
+        from ..train.distributed import from_env, launch
 
         if from_env().world > 1:
             raise GNetError("--nproc-per-node starts the processes itself: under torchrun, give it to torchrun only.")
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except GNetError:
-        from gnet.distributed import from_env
+        from ..train.distributed import from_env
 
         if from_env().rank != 0:
             return 2  # every process meets the same error; rank 0 alone says it
@@ -99,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gnet.checkpoint import load_training_checkpoint
-    from gnet.device import hardware
-    from gnet.distributed import from_env
-    from gnet.export import export_bundled, git_commit
-    from gnet.layers import HEADS
-    from gnet.train import TRAJECTORY_FIELDS, TrainConfig, train
+    from ..device import hardware
+    from ..net.layers import HEADS
+    from ..train.config import TrainConfig
+    from ..train.distributed import from_env
+    from ..train.loop import TRAJECTORY_FIELDS, train
+    from ..weights.checkpoint import load_training_checkpoint
+    from ..weights.export import export_bundled, git_commit
 
     out_dir = args.out_dir or (args.resume.parent if args.resume is not None else TrainConfig.out_dir)
     runtime = {

@@ -12,7 +12,7 @@ ORDER = 62
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from gnet.features import MAX_STEPS
+    from ..inspect.features import MAX_STEPS
 
     p.add_argument("target", help="a channel (inception4c.5x5:12), a branch (inception4c.5x5) or a head's class "
                    "(main:Sneaker, aux1:Sneaker)")
@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from gnet.errors import GNetError
-    from gnet.features import MAX_STEPS, ClassTarget, parse_target, visualize
-    from gnet.weights import load
+    from ..errors import GNetError
+    from ..inspect.features import MAX_STEPS, ClassTarget, parse_target, visualize
+    from ..weights.loader import load
 
     if args.steps > MAX_STEPS:
         raise GNetError(f"--steps {args.steps} is too many: use at most {MAX_STEPS}.")

@@ -14,11 +14,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import gnet
-from dashboard import live, resources
-from gnet import gradients as gradients_module
-from gnet.gradients import aux_ratio, compare_variants
-from gnet.runs import load_runs
-from gnet.samples import sample_images
+from dashboard import live
+from dashboard.cache import gradients, models
+from gnet.data.samples import sample_images
+from gnet.inspect import gradients as gradients_module
+from gnet.inspect.gradients import aux_ratio, compare_variants
+from gnet.train.runs import load_runs
 from tests.conftest import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +157,7 @@ def test_gradients_on_the_image_compute_once_per_network(app_weights, monkeypatc
         return compare_variants(*args, **kwargs)
 
     monkeypatch.setattr(gradients_module, "compare_variants", counted)
-    resources.live_comparison.clear()
+    gradients.live_comparison.clear()
     at = _open("gradients")
     at.radio(key="gradients_source").set_value("live").run()
     _ok(at)
@@ -168,7 +169,7 @@ def test_gradients_on_the_image_compute_once_per_network(app_weights, monkeypatc
     _ok(at)
     assert calls == [("trunc_normal",), ()]  # toggles redraw; only the newly shown loaded model was computed
     assert "loaded model" in _chart_text(at)
-    resources.live_comparison.clear()
+    gradients.live_comparison.clear()
 
 
 def test_live_training_reports_in_chunks_and_stops(monkeypatch, tmp_path):
@@ -340,7 +341,7 @@ def test_a_bug_in_the_sidebar_does_not_take_the_page_down(app_weights, monkeypat
 
 
 def test_integrated_gradients_over_budget_is_clamped_with_a_notice(app_weights, monkeypatch):
-    monkeypatch.setattr(resources, "seconds_per_pass", lambda weights, device: 0.5)
+    monkeypatch.setattr(models, "seconds_per_pass", lambda weights, device: 0.5)
     at = _open("attributions")
     at.multiselect(key="attributions_methods").set_value(["integrated_gradients"]).run()
     at.slider(key="attributions_ig_steps").set_value(64)

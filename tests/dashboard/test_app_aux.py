@@ -11,10 +11,10 @@ from streamlit.testing.v1 import AppTest
 from torchvision.models import googlenet as tv_googlenet
 
 import gnet
-from dashboard import resources
-from gnet import hub
-from gnet.sources import with_overlay
-from gnet.weights import imagenet_cache_path
+from dashboard.cache import models
+from gnet.weights import hub
+from gnet.weights.loader import imagenet_cache_path
+from gnet.weights.sources import with_overlay
 from tests.conftest import write_test_overlay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +25,9 @@ TIMEOUT_S = 300
 @pytest.fixture
 def fresh_models():
     """The models cached by earlier tests are dropped before and after (these tests change the hub cache)."""
-    resources.model.clear()
+    models.model.clear()
     yield
-    resources.model.clear()
+    models.model.clear()
 
 
 @pytest.fixture

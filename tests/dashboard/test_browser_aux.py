@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import gnet
-from gnet.hub import offline_sentence
+from gnet.weights.hub import offline_sentence
 from tests.conftest import write_test_overlay
 from tests.dashboard.browser import VIEWPORT, check_clean, open_app, screenshot, sidebar, visit, wait_idle
 
@@ -35,7 +35,7 @@ def test_distilled_aux_heads_from_the_sidebar(app_url, browser, artifacts_dir, a
 
 
 def test_imagenet_download_offline(app_url, browser, artifacts_dir) -> None:
-    if gnet.weights.imagenet_cache_path().exists():
+    if gnet.weights.loader.imagenet_cache_path().exists():
         pytest.skip("the ImageNet file is in this machine's torch hub cache: there is no download button")
     page = open_app(browser, app_url)
     side = sidebar(page)

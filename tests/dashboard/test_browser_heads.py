@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import gnet
-from gnet.evaldata import evaluation_set
+from gnet.inspect.evaluation import evaluation_set
 from tests.dashboard.browser import check_clean, open_app, screenshot, sidebar, upload, visit, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]

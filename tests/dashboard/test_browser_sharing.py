@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 import gnet
-from gnet.samples import sample_images
+from gnet.data.samples import sample_images
 from tests.dashboard.browser import check_clean, open_app, sidebar, wait_idle
 
 pytestmark = pytest.mark.browser

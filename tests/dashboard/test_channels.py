@@ -11,10 +11,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import channel_charts, tables
-from gnet.ablation import ablate
-from gnet.layers import HEADS
-from gnet.samples import sample_images
+from dashboard.figures import channels as channel_charts
+from dashboard.figures import tables
+from gnet.data.samples import sample_images
+from gnet.inspect.ablation import ablate
+from gnet.net.layers import HEADS
 from tests.conftest import make_loaded
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import gnet
-from dashboard import charts, export, tables
+from dashboard import export
+from dashboard.figures import charts, tables
 
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "samples" / "fmnist_trouser_2.png"
 

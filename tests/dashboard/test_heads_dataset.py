@@ -16,10 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 import gnet
 from dashboard.state import IMAGE_FROM_SET, Keys, PickedImage
-from gnet.evaldata import fashion_mnist_test
-from gnet.headlogits import read_shipped
-from gnet.images import image_digest
-from gnet.samples import sample_images
+from gnet.data.images import image_digest
+from gnet.data.samples import sample_images
+from gnet.heads.logits import read_shipped
+from gnet.inspect.evaluation import fashion_mnist_test
 from tests.dashboard.test_app import _ok
 from tests.dashboard.test_app import _open as open_page
 

@@ -8,11 +8,12 @@ import threading
 import pytest
 
 import gnet
-from dashboard import resources, serve, state
+from dashboard import serve, state
+from dashboard.cache import models
 
 
 def test_the_warm_up_leaves_the_default_weights_loaded_under_the_sidebars_key(app_weights, monkeypatch):
-    resources.model.clear()
+    models.model.clear()
     try:
         serve._warm_up()
 
@@ -24,10 +25,10 @@ def test_the_warm_up_leaves_the_default_weights_loaded_under_the_sidebars_key(ap
         assert error is None
         # The sidebar's call for a named source: Selection.model_key, whose label is empty.
         sel = state.Selection(weights=state.default_weights(), device=device, weights_label="")
-        loaded = resources.model(*sel.model_key)
+        loaded = models.model(*sel.model_key)
         assert isinstance(loaded, gnet.LoadedModel) and loaded.device == gnet.resolve_device()
     finally:
-        resources.model.clear()
+        models.model.clear()
 
 
 @pytest.mark.parametrize("thread_name", [serve._WARM_UP_THREAD, "ScriptRunner.scriptThread"])

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gnet.guard import _modules, exclusive, model_lock, seeded
-from gnet.model import googlenet
+from gnet.net.model import googlenet
 
 
 def test_exclusive_sets_and_restores_mixed_modes_even_on_error():

@@ -1,0 +1,326 @@
+"""Per-layer gradient magnitudes for each of GoogLeNet's losses, from one forward pass.
+
+GoogLeNet (Szegedy et al. 2014, arXiv:1409.4842, section 5) attaches two auxiliary
+classifiers to intermediate layers and trains on main + 0.3 x (aux1 + aux2), to push
+gradient back into the early layers of a deep net that had no batch normalization.
+:func:`layer_gradients` measures, for every convolution and linear layer, the L2 norm of
+the gradient of each loss choice with respect to the layer's weight and to its output
+(the "activation gradient"); :func:`compare_variants` runs that measurement on the
+loaded model and on fresh nets with and without batch norm, under each initialisation.
+
+Conventions, pinned by tests/gnet/inspect/test_gradients.py:
+
+- weight norm: ``||dL/dW||_2`` over the layer's weight tensor (the bias is left out, as in
+  the training log, :mod:`gnet.train.gradlog`); activation norm: ``||dL/dY||_2`` over the whole
+  batch of the layer's raw output Y (before batch norm and ReLU).
+- every loss is the batch-mean cross-entropy, as in training; a layer that a loss does
+  not reach (the aux heads for ``main``, everything after inception4a for ``aux1``) has
+  norm 0.
+- ``combined`` = main + 0.3 x (aux1 + aux2). Its gradients are summed from the other
+  three (gradients are linear in the loss), which is exact and saves a fourth backward.
+- by default the net runs in training mode, as during training: batch norm normalizes
+  with the batch's statistics and dropout is active. Dropout draws its masks from a
+  seeded generator (``seed``), so a call is reproducible and leaves the caller's RNG
+  alone; ``dropout=False`` switches it off. Batch norm's running statistics, which a
+  training-mode forward would update, are restored afterwards: the model is unchanged.
+  Eval mode suits trained nets only: at initialisation the running statistics are still
+  (mean 0, variance 1), so in eval mode batch norm is nearly the identity and a fresh net
+  with batch norm shows the same vanishing gradients as one without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ..guard import exclusive, seeded
+from ..net.layers import HEADS, WEIGHT_LAYERS, submodules
+from ..net.losses import AUX_WEIGHT, LOSSES, head_losses
+from ..net.model import INIT_SCHEMES, GoogLeNet, googlenet
+from .probe import capture
+
+__all__ = [
+    "COLUMNS",
+    "LOSSES",
+    "PAPER_KERNEL",
+    "QUANTITIES",
+    "GradientResult",
+    "aux_ratio",
+    "compare_variants",
+    "layer_gradients",
+    "tensor_norms",
+]
+
+QUANTITIES: tuple[str, ...] = ("weight", "activation")
+PAPER_KERNEL = 5  # the fresh variants use the paper's 5x5 kernel, not torchvision's 3 (pytorch/vision#906)
+# The one shape of every gradient result: one row per (layer, loss, quantity). compare_variants
+# puts the variant's columns (variant, batch_norm, init) in front.
+COLUMNS: dict[str, str] = {
+    "layer": "str",  # a name of gnet.net.layers.WEIGHT_LAYERS
+    "depth": "int64",  # its position in forward order
+    "kind": "str",  # stem, inception, aux or classifier
+    "module": "str",  # its block: conv1, inception3a, aux1, fc, ...
+    "loss": "str",  # one of LOSSES
+    "quantity": "str",  # weight (||dL/dW||) or activation (||dL/dY||)
+    "norm": "float64",
+}
+VARIANT_COLUMNS: dict[str, str] = {"variant": "str", "batch_norm": "bool", "init": "str"}
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """Gradient norms of every conv/linear layer for each loss, from one forward pass.
+
+    ``norms`` is the tidy table of :data:`COLUMNS`, layers in forward order; the aux heads'
+    layers sit right after the module they branch from (inception4a, inception4d), and
+    ``kind`` ("stem", "inception", "aux", "classifier") lets a plot of the main path leave them out.
+    """
+
+    variant: dict[str, Any]
+    losses: dict[str, float]
+    norms: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table (a copy), one row per (layer, loss, quantity)."""
+        return self.norms.copy()
+
+    def table(self, quantity: str) -> pd.DataFrame:
+        """One row per layer, one column per loss: the norms of ``quantity`` (weight or activation)."""
+        rows = self.norms[self.norms["quantity"] == quantity]
+        wide = rows.pivot(index=["depth", "layer", "kind"], columns="loss", values="norm")
+        return wide[list(LOSSES)].reset_index().rename_axis(columns=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"variant", "losses", "layers": [weight norms], "activation": [activation norms]}``;
+        each list holds ``{"name", "depth", "kind", "main", "aux1", "aux2", "combined"}``."""
+
+        def rows(quantity: str) -> list[dict[str, Any]]:
+            table = self.table(quantity).rename(columns={"layer": "name"})
+            return [
+                {"name": r["name"], "depth": int(r["depth"]), "kind": r["kind"], **{k: float(r[k]) for k in LOSSES}}
+                for r in table.to_dict(orient="records")
+            ]
+
+        return {"variant": self.variant, "losses": self.losses, "layers": rows("weight"),
+                "activation": rows("activation")}
+
+
+@contextmanager
+def _buffers_restored(net: nn.Module) -> Iterator[None]:
+    """Put every buffer (batch norm's running statistics) back as it was on exit."""
+    buffers = list(net.buffers())
+    if not buffers:  # the paper's net, without batch norm
+        yield
+        return
+    with torch.no_grad():
+        saved = torch._foreach_mul(buffers, 1)  # a copy of each, in one call (there is no _foreach_clone)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(buffers, saved)
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed the RNG dropout draws from (see :func:`gnet.guard.seeded`); ``None`` leaves it alone."""
+    if seed is None:
+        yield
+        return
+    with seeded(seed, device):
+        yield
+
+
+# Below this norm, float32 squares may have lost digits (an entry under ~1e-19 squares to a
+# denormal): such tensors are normed again in float64. The float32 norm bounds every entry, so
+# above it the entries lost to underflow weigh less than n * 1e-38 / 1e-24 of the squared norm.
+# Only the early layers of nets without batch norm get there.
+_FLOAT32_SAFE = 1e-12
+
+
+def tensor_norms(tensors: Sequence[Tensor | None]) -> list[float]:
+    """The L2 norm of each tensor, 0 for None (a layer the loss does not reach).
+
+    All of them in one fused float32 pass (``torch._foreach_norm``, what
+    ``torch.nn.utils.clip_grad_norm_`` uses), read back in one copy; the few tensors whose
+    norm is tiny (without batch norm, early gradients can be ~1e-20 per entry) are redone in
+    float64, where their squares do not underflow.
+    """
+    present = [t.detach() for t in tensors if t is not None]
+    if not present:
+        return [0.0] * len(tensors)
+    with torch.no_grad():
+        norms = torch.stack(torch._foreach_norm(present)).tolist()
+    exact = iter(float(t.double().norm()) if norm < _FLOAT32_SAFE else norm for t, norm in zip(present, norms))
+    return [0.0 if t is None else next(exact) for t in tensors]
+
+
+def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> dict[str, list[float]]:
+    """{loss: [norm of d loss / d tensor]} for the three heads, plus the combined loss by linearity.
+
+    The combined gradient is summed only where two heads reach a tensor (the trunk below
+    inception4d). Where one head alone does (the top of the net, each aux head's own layers), the
+    combined norm is that head's norm times its weight: neither a copy nor a second pass over the
+    largest weights. These are memory-bound passes; each one saved is ~1% of the whole.
+    """
+    norms: dict[str, list[float]] = {}
+    combined: list[Tensor | None] = [None] * len(tensors)
+    alone: list[tuple[str, float] | None] = [None] * len(tensors)  # (head, weight) of a lone contributor
+    for i, head in enumerate(HEADS):
+        last = i == len(HEADS) - 1
+        grads = torch.autograd.grad(losses[head], tensors, retain_graph=not last, allow_unused=True)
+        norms[head] = tensor_norms(grads)
+        weight = 1.0 if head == "main" else AUX_WEIGHT
+        with torch.no_grad():
+            for j, g in enumerate(grads):
+                if g is None:
+                    continue
+                if combined[j] is None:
+                    combined[j], alone[j] = g, (head, weight)
+                elif alone[j] is not None:  # a second head: the sum starts here, owned by this function
+                    _, w = alone[j]
+                    combined[j] = combined[j] if w == 1.0 else combined[j] * w
+                    alone[j] = None
+            # Fused in place: one call, not one per tensor.
+            shared = [j for j, g in enumerate(grads) if g is not None and alone[j] is None and combined[j] is not g]
+            if shared:
+                torch._foreach_add_([combined[j] for j in shared], [grads[j] for j in shared], alpha=weight)
+    summed = tensor_norms([c if a is None else None for c, a in zip(combined, alone)])
+    norms["combined"] = [s if a is None else norms[a[0]][j] * a[1] for j, (s, a) in enumerate(zip(summed, alone))]
+    return norms
+
+
+def _tidy(norms: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """The tidy table from norms listed per loss as [weights of every layer..., outputs of every layer...]."""
+    n = len(WEIGHT_LAYERS)
+    rows = [
+        (p.name, p.depth, p.kind, p.module, loss, quantity, norms[loss][offset + p.depth])
+        for p in WEIGHT_LAYERS
+        for offset, quantity in zip((0, n), QUANTITIES)
+        for loss in LOSSES
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
+
+
+def layer_gradients(
+    net: GoogLeNet,
+    x: Tensor,
+    targets: Tensor | None = None,
+    *,
+    training: bool = True,
+    dropout: bool = True,
+    seed: int | None = 0,
+) -> GradientResult:
+    """Weight- and activation-gradient norms of every layer for each loss in :data:`LOSSES`.
+
+    One forward pass of ``x`` (N x 3 x H x W) builds the graph; three backward passes
+    through it (``retain_graph``) give main, aux1 and aux2, and their weighted sum gives
+    combined. ``targets`` (N class indices) are the true labels when known; when None,
+    the main head's prediction is used. ``training`` picks batch norm's batch statistics
+    and active dropout (True, as in training) or eval mode; ``dropout=False`` turns
+    dropout off in training mode; ``seed`` seeds the dropout masks (None: the global RNG).
+    The net's mode, hooks and buffers are as before when this returns or raises.
+    """
+    points = submodules(net, (p.name for p in WEIGHT_LAYERS))
+    device = next(net.parameters()).device
+    x = x.to(device)
+    with (
+        exclusive(net, training=training),
+        _buffers_restored(net),
+        torch.enable_grad(),
+        _seeded(seed, device),
+    ):
+        if not dropout:
+            for m in net.modules():
+                if isinstance(m, nn.Dropout):
+                    m.eval()  # exclusive() restores every submodule's mode on exit
+        with capture(net, points, detach=False) as outputs:
+            out = net(x)
+        missing = [name for name in points if name not in outputs]
+        if missing:
+            raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
+        y = out.main.detach().argmax(1) if targets is None else targets.to(device)
+        losses = head_losses(out, y)
+        tensors = [m.weight for m in points.values()] + [outputs[name] for name in points]
+        norms = _norms_per_loss(losses, tensors)
+    loss_values = {head: float(losses[head].detach()) for head in HEADS}
+    loss_values["combined"] = float(losses["total"].detach())
+    variant = {
+        "config": net.config.to_dict(),
+        "mode": "training" if training else "eval",
+        "dropout": bool(training and dropout),
+        "seed": seed,
+        "input_shape": list(x.shape),
+        "targets": "predicted" if targets is None else "labels",
+    }
+    return GradientResult(variant=variant, losses=loss_values, norms=_tidy(norms))
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparisons that tell the story
+
+
+def compare_variants(
+    x: Tensor,
+    targets: Tensor | None = None,
+    *,
+    loaded_net: GoogLeNet | None = None,
+    inits: Sequence[str] = INIT_SCHEMES,
+    seed: int = 0,
+    num_classes: int | None = None,
+    training: bool = True,
+    dropout: bool = True,
+) -> pd.DataFrame:
+    """Gradient norms on the same input for (a) ``loaded_net`` if given, (b) the paper's net
+    without batch norm at initialisation and (c) the same net with batch norm, (b) and (c)
+    under each scheme of ``inits``, for every loss (``main`` = without the auxiliary losses,
+    ``combined`` = with them).
+
+    Fresh nets use the paper's 5x5 kernel and ``seed``; ``num_classes`` defaults to the
+    loaded net's, else 10 (Fashion-MNIST). Returns the tidy table of :data:`COLUMNS` with
+    :data:`VARIANT_COLUMNS` in front: variant ("loaded", "no_bn", "bn"), batch_norm, init
+    ("loaded" for the loaded net). Cost: one forward and three backwards per net; on a CPU
+    keep ``x`` small (8 images at 64 px: about a second per net).
+    """
+    bad = [i for i in inits if i not in INIT_SCHEMES]
+    if bad:
+        raise ValueError(f"unknown init {bad[0]!r}; choose from {INIT_SCHEMES}")
+    if num_classes is None:
+        num_classes = loaded_net.config.num_classes if loaded_net is not None else 10
+    runs: list[tuple[str, bool, str, GoogLeNet]] = []
+    if loaded_net is not None:
+        runs.append(("loaded", loaded_net.config.batch_norm, "loaded", loaded_net))
+    for init in inits:
+        for name, bn in (("no_bn", False), ("bn", True)):
+            net = googlenet(num_classes=num_classes, batch_norm=bn, branch5x5_kernel=PAPER_KERNEL, init=init, seed=seed)
+            runs.append((name, bn, init, net.to(x.device)))
+    frames = [
+        layer_gradients(net, x, targets, training=training, dropout=dropout, seed=seed).norms.assign(
+            variant=variant, batch_norm=bn, init=init
+        )
+        for variant, bn, init, net in runs
+    ]
+    columns = [*VARIANT_COLUMNS, *COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns).astype({**VARIANT_COLUMNS, **COLUMNS})
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def aux_ratio(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and quantity, with-aux / without-aux: the ``combined`` norm over the ``main`` norm.
+
+    Takes :func:`compare_variants`' table; returns columns variant, batch_norm, init, layer,
+    depth, kind, module, quantity, ratio. Layers the main loss does not reach (the aux heads)
+    have no ratio and are left out.
+    """
+    keys = [*VARIANT_COLUMNS, "layer", "depth", "kind", "module", "quantity"]
+    main = frame[frame["loss"] == "main"].set_index(keys)["norm"]
+    combined = frame[frame["loss"] == "combined"].set_index(keys)["norm"]
+    reached = main > 0
+    return (combined[reached] / main[reached]).rename("ratio").reset_index()
