@@ -1,6 +1,6 @@
 """Every library hot path of issue 14 as a ratio to its floor, each measured in one interleaved run.
 
-    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--num-threads 1]
+    .venv/bin/python bench/bench_speed.py [--repeats 21] [--device cpu] [--threads 1,2]
         [--rows analyze,taps,layout,gradients,ig]
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
@@ -17,7 +17,8 @@ Rows (the ratio's denominator is the floor: what the path cannot beat):
   steps at once when they fit, the net as loaded); then batching alone; with the
   largest differences between their maps.
 Each row's timings are interleaved repeat by repeat, so a change in load hits both sides; the
-median ratio is printed with its min and max.
+median ratio is printed with its min and max, once per thread count (default: 1 and all cores,
+which is what the app, the CLI and a script use), the counts also taking turns in every repeat.
 """
 
 from __future__ import annotations
@@ -47,31 +48,50 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+THREADS: list[int] = [1]  # set by --threads: every row is measured at each of these counts
+
+
 def ratio(name: str, fast: Callable[[], object], floor: Callable[[], object], repeats: int, device) -> None:
-    for fn in (floor, fast, floor, fast):  # warm-up
-        fn()
-    a, b = [], []
+    """One line per thread count: the median of fast / floor, the two timed in turn, every count in every repeat.
+
+    The thread counts take turns within each repeat too, so a change in load hits every count
+    alike; after each switch one untimed call of each side lets the thread pool settle.
+    """
+    for threads in THREADS:
+        torch.set_num_threads(threads)
+        for fn in (floor, fast, floor, fast):  # warm-up
+            fn()
+    a: dict[int, list[float]] = {n: [] for n in THREADS}
+    b: dict[int, list[float]] = {n: [] for n in THREADS}
     for _ in range(repeats):
-        a.append(_timed(fast, device))
-        b.append(_timed(floor, device))
-    r = [x / y for x, y in zip(a, b)]
-    print(f"{name:<58} {statistics.median(a) * 1e3:9.2f} ms / {statistics.median(b) * 1e3:9.2f} ms = "
-          f"{statistics.median(r):5.2f}x  (min {min(r):.2f}x, max {max(r):.2f}x)", flush=True)
+        for threads in THREADS:
+            torch.set_num_threads(threads)
+            if len(THREADS) > 1:
+                floor(), fast()
+            a[threads].append(_timed(fast, device))
+            b[threads].append(_timed(floor, device))
+    for threads in THREADS:
+        r = [x / y for x, y in zip(a[threads], b[threads])]
+        label = f"{name} [{threads} thread{'s' if threads > 1 else ''}]"
+        fast_ms, floor_ms = statistics.median(a[threads]) * 1e3, statistics.median(b[threads]) * 1e3
+        print(f"{label:<70} {fast_ms:9.2f} ms / {floor_ms:9.2f} ms = {statistics.median(r):5.2f}x  "
+              f"(min {min(r):.2f}x, max {max(r):.2f}x)", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--device", default=None)
-    p.add_argument("--num-threads", type=int, default=None)
+    p.add_argument("--threads", default=f"1,{torch.get_num_threads()}",
+                   help="thread counts every row is measured at, comma-separated (default: 1 and all cores)")
     p.add_argument("--rows", default="analyze,taps,layout,gradients,ig", help="which rows to run, comma-separated")
     args = p.parse_args()
     rows = set(args.rows.split(","))
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    THREADS[:] = sorted({int(n) for n in args.threads.split(",")})
     bundled = gnet.load("bundled", args.device)
     device = bundled.device
-    print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats")
+    print(f"{gnet.describe_device(device)}, torch {torch.__version__}, {args.repeats} interleaved repeats, "
+          f"threads {THREADS}")
 
     for loaded, label in ((bundled, "bundled, 64 px"), (gnet.load("random", args.device), "random, 224 px")):
         if not rows & {"analyze", "taps", "layout"}:
