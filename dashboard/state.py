@@ -95,6 +95,13 @@ class Keys:
     CHANNEL_FOLDER = "channels_folder"
     CHANNEL_IMAGES = "channels_images"
     CHANNEL_BUILD_INDEX = "channels_build_index"
+    CIRCUIT_K = "circuit_k"
+    CIRCUIT_RANK = "circuit_rank"
+    CIRCUIT_THUMBNAILS = "circuit_thumbnails"  # suffixed with -<direction>
+    CIRCUIT_OPEN = "circuit_open"  # suffixed with -<direction>-<sign>-<rank>: a strip's buttons
+    DIVERSE_RUN = "diverse_run"
+    FAMILIES_RUN = "families_run"
+    FAMILIES_SHOWN = "families_shown"
     KNOCKOUT_BRANCH = "knockout_branch"  # suffixed with -<module>-<branch>
     KNOCKOUT_CHANNELS = "knockout_channels"  # suffixed with -<module>
     IMPORTANCE_HEAD = "importance_head"

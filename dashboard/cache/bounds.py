@@ -17,6 +17,7 @@ ATTRIBUTIONS_KEPT = 32  # attribution heatmaps (input-sized float32 maps, small)
 UPLOADS_MAX_BYTES = 256 << 20  # uploaded checkpoint files on disk (the upload limit is 64 MB each)
 ATTRIBUTION_BUDGET_S = 60.0  # the longest one attribution request may run, by this machine's own measurement
 CHANNEL_RESULTS_KEPT = 64  # visualizations (one input-sized image each), example indexes (~2 MB), importance tables
+CIRCUITS_KEPT = 64  # a channel's connections one way: 2k channels with a K x K kernel each (a few KB)
 ABLATIONS_KEPT = 64  # one image's three heads with some knock-outs (a few class probabilities)
 SETS_KEPT = 2  # labelled image sets (the Fashion-MNIST test set: 10,000 28x28 images, 8 MB)
 SET_TTL_S = 600  # a set is listed again after 10 minutes, so a folder the user fixed is seen

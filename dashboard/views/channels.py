@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import streamlit as st
 
 import gnet
@@ -13,13 +10,13 @@ from dashboard.cache import channels, cost
 from dashboard.figures import channels as channel_charts
 from dashboard.figures import charts, tables
 from dashboard.state import Keys, Selection, open_channel
-from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning
+from dashboard.views import circuits
+from dashboard.views.common import chart, download_csv, need_analysis, untrained_warning, with_progress
 from gnet.inspect.features import Visualization
 from gnet.net.layers import BRANCHES, HEADS, INCEPTION_MODULES, ChannelTarget, branch_channels, parse_channel
 
 __all__ = ["render"]
 
-T = TypeVar("T")
 _STEPS = (32, 64, 128, 256, 512)
 _FASHION, _FOLDER = "Default test set", "Image folder"
 _SIZES = (500, 1000, 2000, 5000, 10000)  # Fashion-MNIST images; 10,000 is the whole test set
@@ -31,7 +28,8 @@ def render(sel: Selection) -> None:
     st.caption(
         "What one channel of an Inception branch looks for: an image optimized to excite it (feature visualization, "
         "Olah et al., Distill 2017), the dataset images that excite it most, and where it fires on your image. "
-        "Then what the heads lose when branches are knocked out (zeroed)."
+        "Then how it is built from the module below and what it feeds (circuits), the families of its module's "
+        "channels, and what the heads lose when branches are knocked out (zeroed)."
     )
     loaded, result = need_analysis(sel)
     target = _choose_channel()
@@ -50,6 +48,7 @@ def render(sel: Selection) -> None:
             "stretched over it: where in your image it finds what it looks for.",
             key="channel-overlay",
         )
+    circuits.render(sel, target, folder, limit)
     st.subheader(f"Knock out branches of {target.module}")
     untrained_warning(loaded)
     _knockouts(sel, loaded, target.module)
@@ -120,23 +119,6 @@ def _data_choice() -> tuple[str, int | None]:
         return "", None if size == _SIZES[-1] else int(size)
 
 
-def _with_progress(text: str, work: Callable[[Callable[[float], None]], T]) -> T:
-    """Run ``work(progress)`` under a progress bar that moves a percent at a time."""
-    bar = st.progress(0.0, text=text)
-    shown = [-1]
-
-    def progress(done: float) -> None:
-        percent = int(done * 100)
-        if percent != shown[0]:
-            shown[0] = percent
-            bar.progress(min(percent, 100) / 100, text=f"{text} {percent}%")
-
-    try:
-        return work(progress)
-    finally:
-        bar.empty()
-
-
 # ---------------------------------------------------------------- one channel
 
 
@@ -146,7 +128,7 @@ def _visualize(sel: Selection, targets: list[str], steps: int, run: bool) -> lis
     for target in targets:
         item = channels.visualization(sel.weights, sel.device, target, steps, compute=False)
         if item is None and run:
-            item = _with_progress(
+            item = with_progress(
                 f"Optimizing an image for {target}...",
                 lambda progress, t=target: channels.visualization(
                     sel.weights, sel.device, t, steps, compute=True, progress=progress
@@ -187,7 +169,7 @@ def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | N
             st.info("No dataset-example index for these weights and images yet: one pass over them builds it.")
             if not st.button("Build the index", key=Keys.CHANNEL_BUILD_INDEX, icon=":material/search:"):
                 return None
-            index = _with_progress(
+            index = with_progress(
                 "Running the images through the net...",
                 lambda progress: channels.examples(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress
@@ -258,7 +240,7 @@ def _importance(sel: Selection, loaded: gnet.LoadedModel, folder: str, limit: in
                     "into its 36 knocked-out copies at each module, about 12 plain passes of work.")
             if not st.button("Compute branch importance", key=Keys.IMPORTANCE_RUN, icon=":material/play_arrow:"):
                 return
-            result = _with_progress(
+            result = with_progress(
                 "Knocking out branches...",
                 lambda progress: channels.branch_importance(
                     sel.weights, sel.device, folder, limit, compute=True, progress=progress

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
@@ -30,7 +30,10 @@ __all__ = [
     "need_model",
     "try_analysis",
     "untrained_warning",
+    "with_progress",
 ]
+
+T = TypeVar("T")
 
 _LOG = logging.getLogger("gnet.dashboard")
 _PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -177,3 +180,20 @@ def aux_heads_note(loaded: gnet.LoadedModel) -> None:
         "what inception4a and inception4d already tell about the main head's answer.",
         icon=":material/school:",
     )
+
+
+def with_progress(text: str, work: Callable[[Callable[[float], None]], T]) -> T:
+    """Run ``work(progress)`` under a progress bar that moves a percent at a time."""
+    bar = st.progress(0.0, text=text)
+    shown = [-1]
+
+    def progress(done: float) -> None:
+        percent = int(done * 100)
+        if percent != shown[0]:
+            shown[0] = percent
+            bar.progress(min(percent, 100) / 100, text=f"{text} {percent}%")
+
+    try:
+        return work(progress)
+    finally:
+        bar.empty()

@@ -1,0 +1,617 @@
+"""Circuits: which channels of the module below build a channel, and which channels of the module above it feeds.
+
+The method of the Distill Circuits thread (Olah et al. 2020, "Zoom In"; Voss et al. 2021,
+"Visualizing Weights"), on any GoogLeNet this project loads, offline:
+
+- **Expanded weights.** An Inception branch reads its module's input, which is the previous
+  module's output: the four branches of that module concatenated. Between a channel ``i`` of
+  that output and the target channel ``c`` sit one or two convolutions. Ignoring the
+  nonlinearities, the branch is linear, and its weight from ``i`` to ``c`` is one
+  K x K kernel: for the 3x3 and '5x5' branches the product of the 1x1 reduce and the
+  convolution, ``E[c, i] = s2[c] * sum_r W2[c, r] * s1[r] * W1[r, i]``, with batch norm's
+  scales ``s = gamma / sqrt(var + eps)`` folded in (its shift and the biases only move the
+  pre-activation, they connect nothing). The 1x1 branch's kernel is its weight, the pool
+  branch's its projection spread over the 3x3 pool window. The *strength* of a connection is
+  the kernel summed over its positions: what a uniform unit of channel ``i`` adds to ``c``'s
+  pre-activation.
+- **Approximations, stated once.** The ReLUs (the one after the reduce included) are taken
+  as identity. The pool branch's 3x3 max-pool is replaced by a 3x3 average pool, as the thread
+  does ("we replace max pooling by average pooling"), so its kernel is the projection / 9
+  at each of the nine positions. The stride-2 max-pools between 3b and 4a and between 4e and
+  5a act per channel and are taken as identity: the kernels are in the coordinates of the
+  module's input map.
+- **Two computations that must agree.** :func:`expanded_weights` multiplies the weights
+  (``method="weights"``, the fast one); ``method="gradient"`` runs the branch's own
+  convolution and batch-norm modules on the linearized path and differentiates: the gradient
+  of the target's centre pre-activation with respect to the input map for
+  :func:`upstream` (reverse mode, one backward), the forward-mode derivative along one input
+  channel for :func:`downstream` (``torch.func.jvp``). The tests check the two against each
+  other and against the weights themselves.
+- **Which connections are used.** :func:`contributions` attributes the channel's actual
+  spatial-mean activation (after its ReLU, the value the dataset examples rank by) to the
+  channels of the module below, on one image or averaged over a set. It uses captum's
+  integrated gradients from an all-zero output of the module below: unlike activation x
+  gradient, which it equals on a linear path, its contributions sum to the activation minus
+  the activation at that baseline (completeness) through the ReLU inside the branch too.
+- **Families** (:func:`families`): the channels of one module grouped by their activation
+  profile over a set (k-means on the z-scored spatial means, scikit-learn's), and a table of
+  how each family is spread over the four branches, with a hypergeometric test of whether a
+  family sits in one branch more than chance predicts ("Branch Specialization", Voss et al.
+  2021).
+
+Inception3a reads the stem's conv3 (through a max-pool), whose channels are not part of the
+channel scheme, so :func:`upstream` starts at inception3b; inception5b feeds only the
+classifier, so :func:`downstream` stops at inception5a. Both say so in one sentence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import TargetError
+from ..guard import exclusive
+from ..net.layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels, parse_channel
+from ..storage import stored_or_built
+from ..weights.card import LoadedModel
+from .evaluation import LabelledImages, batch_size_for, evaluation_set
+from .probe import forward_to
+
+__all__ = [
+    "ASSET",
+    "DEFAULT_K",
+    "FAMILY_IMAGES",
+    "METHODS",
+    "Circuit",
+    "Connection",
+    "Families",
+    "below",
+    "above",
+    "channel_of",
+    "contributions",
+    "downstream",
+    "expanded_weights",
+    "families",
+    "upstream",
+]
+
+Method = Literal["weights", "gradient"]
+METHODS: tuple[str, ...] = ("weights", "gradient")
+DEFAULT_K = 8
+INTEGRATION_STEPS = 32  # integrated gradients' Riemann steps: completeness within ~1e-3 of the activation here
+FAMILY_IMAGES = 2000  # images whose activations profile each channel for the families
+DEFAULT_FAMILIES = 8
+ASSET = "channel_families"  # the disk cache's kind for families
+Progress = Callable[[float], None]
+
+APPROXIMATION = (
+    "ReLUs taken as identity; the pool branch's max-pool as a 3x3 average pool; the max-pool between modules "
+    "as identity per channel"
+)
+
+
+# ---------------------------------------------------------------- naming the channels on each side
+
+
+def below(module: str) -> str:
+    """The module whose output ``module`` reads; :class:`TargetError` for inception3a, which reads the stem."""
+    i = INCEPTION_MODULES.index(module)
+    if i == 0:
+        raise TargetError(
+            f"{module} reads the stem's conv3, whose channels have no MODULE.BRANCH:CHANNEL name: circuits "
+            f"start at {INCEPTION_MODULES[1]} (built from {module}'s channels)."
+        )
+    return INCEPTION_MODULES[i - 1]
+
+
+def above(module: str) -> str:
+    """The module that reads ``module``'s output; :class:`TargetError` for inception5b, which feeds the classifier."""
+    i = INCEPTION_MODULES.index(module)
+    if i == len(INCEPTION_MODULES) - 1:
+        raise TargetError(
+            f"{module} feeds only the classifier (global average pooling, then fc): the channels a module feeds "
+            f"are shown up to {INCEPTION_MODULES[-2]}."
+        )
+    return INCEPTION_MODULES[i + 1]
+
+
+def channel_of(module: str, index: int) -> ChannelTarget:
+    """The channel at ``index`` of ``module``'s output (its four branches concatenated)."""
+    start = 0
+    for branch in BRANCHES:
+        width = branch_channels(module, branch)
+        if index < start + width:
+            return ChannelTarget(module, branch, index - start)
+        start += width
+    raise IndexError(f"{module} has {start} channels, not {index + 1}")
+
+
+def _module_index(target: ChannelTarget) -> int:
+    """The channel's row in its module's output."""
+    assert target.channel is not None
+    return target.offset + target.channel
+
+
+def _channel(target: ChannelTarget | str) -> ChannelTarget:
+    target = parse_channel(target) if isinstance(target, str) else target
+    if target.channel is None:
+        raise TargetError(f"{target.name} is a whole branch: name one of its channels, e.g. {target.name}:0.")
+    return target
+
+
+def _check_k(k: int, available: int) -> None:
+    if not 1 <= k <= available:
+        raise TargetError(f"k={k} is out of range: choose 1 to {available} connections.")
+
+
+# ---------------------------------------------------------------- the expanded weights
+
+
+def _kernel_size(inception: nn.Module) -> int:
+    """The largest spatial kernel of an Inception module's branches (5 for the paper's, 3 for torchvision's)."""
+    return max(inception.branch2[1].conv.kernel_size[0], inception.branch3[1].conv.kernel_size[0], 3)
+
+
+def _scale(block: nn.Module) -> Tensor:
+    """Batch norm's per-channel scale gamma / sqrt(var + eps) of a ConvBlock (ones without batch norm)."""
+    bn = block.bn
+    if isinstance(bn, nn.BatchNorm2d):
+        return bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return torch.ones(block.conv.out_channels, device=block.conv.weight.device)
+
+
+def _embed(kernel: Tensor, size: int) -> Tensor:
+    """A C_out x C_in x k x k kernel centred in size x size (zeros around it)."""
+    pad = (size - kernel.shape[-1]) // 2
+    return F.pad(kernel, [pad] * 4)
+
+
+def expanded_weights(inception: nn.Module) -> Tensor:
+    """C_out x C_in x K x K: the linearized weight from each input channel to each output channel's pre-activation.
+
+    ``inception`` is an :class:`gnet.net.model.Inception`; K its largest kernel, each branch's kernel
+    centred in it. Computed from the weights (see the module docstring); no forward, no gradient.
+    """
+    size = _kernel_size(inception)
+    with torch.no_grad():
+        one = inception.branch1
+        rows = [_embed(one.conv.weight * _scale(one)[:, None, None, None], size)]
+        for branch in (inception.branch2, inception.branch3):
+            reduce, conv = branch[0], branch[1]
+            w1 = reduce.conv.weight[:, :, 0, 0] * _scale(reduce)[:, None]  # R x C_in
+            w2 = conv.conv.weight * _scale(conv)[:, None, None, None]  # C x R x k x k
+            rows.append(_embed(torch.einsum("crhw,ri->cihw", w2, w1), size))
+        proj = inception.branch4[1]
+        w = proj.conv.weight * _scale(proj)[:, None, None, None]  # C x C_in x 1 x 1
+        rows.append(_embed((w / 9).expand(-1, -1, 3, 3), size))
+        return torch.cat(rows).float()
+
+
+def _linear_branch(inception: nn.Module, branch: str, x: Tensor) -> Tensor:
+    """The branch's pre-activation on ``x`` with every ReLU skipped and the max-pool replaced by an average pool.
+
+    Runs the model's own Conv2d and BatchNorm2d modules (in eval mode: an affine map), so its
+    derivative is an independent computation of :func:`expanded_weights`.
+    """
+    block = getattr(inception, BRANCHES[branch])
+    if branch == "1x1":
+        return block.bn(block.conv(x))
+    if branch == "pool_proj":
+        pooled = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True)
+        return block[1].bn(block[1].conv(pooled))
+    reduce, conv = block[0], block[1]
+    return conv.bn(conv.conv(reduce.bn(reduce.conv(x))))
+
+
+def _linear_module(inception: nn.Module, x: Tensor) -> Tensor:
+    return torch.cat([_linear_branch(inception, b, x) for b in BRANCHES], 1)
+
+
+def _gradient_row(inception: nn.Module, target: ChannelTarget, in_channels: int) -> Tensor:
+    """C_in x K x K: the gradient of the target's centre pre-activation on the linearized branch (reverse mode)."""
+    size = _kernel_size(inception)
+    param = next(inception.parameters())
+    x = torch.zeros(1, in_channels, size, size, device=param.device, dtype=param.dtype, requires_grad=True)
+    with torch.enable_grad():
+        out = _linear_branch(inception, target.branch, x)[0, target.channel, size // 2, size // 2]
+        (grad,) = torch.autograd.grad(out, x)
+    return grad[0].float()
+
+
+def _gradient_column(inception: nn.Module, channel: int, in_channels: int) -> Tensor:
+    """C_out x K x K: every output channel's kernel from one input channel, by forward-mode differentiation.
+
+    The tangent is a unit impulse at the centre of input channel ``channel``; an output's
+    derivative at offset (dy, dx) from the centre is its kernel at (-dy, -dx), so the map is flipped back.
+    """
+    size = _kernel_size(inception)
+    span = 2 * size - 1
+    param = next(inception.parameters())
+    x = torch.zeros(1, in_channels, span, span, device=param.device, dtype=param.dtype)
+    tangent = torch.zeros_like(x)
+    tangent[0, channel, size - 1, size - 1] = 1.0
+    with torch.no_grad():
+        _, out = torch.func.jvp(lambda v: _linear_module(inception, v), (x,), (tangent,))
+    c = size // 2
+    window = out[0, :, size - 1 - c : size + c, size - 1 - c : size + c]
+    return window.flip(-1, -2).float()
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One channel on the other side of a connection, and how strongly it is connected."""
+
+    channel: str  # "inception3b.3x3:12"
+    weight: float  # the expanded weight summed over the kernel: its effect per uniform unit of the source
+    kernel: np.ndarray  # K x K, the expanded weight itself (source -> target)
+    contribution: float | None = None  # data-dependent: the part of the target's activation it accounts for
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"channel": self.channel, "weight": self.weight, "kernel": self.kernel.tolist()}
+        if self.contribution is not None:
+            out["contribution"] = self.contribution
+        return out
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """The strongest connections of a channel, one way: excitatory (largest first) and inhibitory (most negative first)."""
+
+    target: str
+    direction: Literal["upstream", "downstream"]
+    other: str  # the module on the other side
+    method: str  # "weights", "gradient" or "integrated_gradients"
+    excite: list[Connection]
+    inhibit: list[Connection]
+    approximation: str = APPROXIMATION
+    data: dict[str, Any] = field(default_factory=dict)  # for contributions: the images, the activation, the baseline
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "direction": self.direction,
+            "other": self.other,
+            "method": self.method,
+            "approximation": self.approximation,
+            "excite": [c.to_dict() for c in self.excite],
+            "inhibit": [c.to_dict() for c in self.inhibit],
+            **({"data": self.data} if self.data else {}),
+            "seconds": self.seconds,
+        }
+
+    @property
+    def channels(self) -> list[str]:
+        """Every channel shown, excitatory first."""
+        return [c.channel for c in self.excite + self.inhibit]
+
+
+def _ranked(
+    scores: Tensor, kernels: Tensor, module: str, k: int, contributions: Tensor | None = None
+) -> tuple[list[Connection], list[Connection]]:
+    """The top-``k`` positive and negative ``scores`` (one per channel of ``module``) as connections."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    weights = kernels.sum(dim=(1, 2))
+
+    def connection(i: int) -> Connection:
+        contribution = None if contributions is None else float(contributions[i])
+        return Connection(channel_of(module, i).name, float(weights[i]), kernels[i].cpu().numpy(), contribution)
+
+    excite = [connection(int(i)) for i in order[:k] if scores[i] > 0]
+    inhibit = [connection(int(i)) for i in order.flip(0)[:k] if scores[i] < 0]
+    return excite, inhibit
+
+
+def upstream(
+    loaded: LoadedModel, target: ChannelTarget | str, *, k: int = DEFAULT_K, method: Method = "weights"
+) -> Circuit:
+    """The ``k`` channels of the module below that excite ``target`` most, and the ``k`` that inhibit it most.
+
+    Raises :class:`TargetError` for a target in inception3a (its input is the stem), a channel
+    out of range, or ``k`` out of range.
+    """
+    t0 = time.perf_counter()
+    target = _channel(target)
+    source = below(target.module)
+    in_channels = sum(branch_channels(source, b) for b in BRANCHES)
+    _check_k(k, in_channels)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    net = loaded.net
+    inception = getattr(net, target.module)
+    with exclusive(net, training=False):
+        if method == "weights":
+            kernels = expanded_weights(inception)[_module_index(target)]
+        else:
+            kernels = _gradient_row(inception, target, in_channels)
+    kernels = kernels.cpu()
+    excite, inhibit = _ranked(kernels.sum(dim=(1, 2)), kernels, source, k)
+    return Circuit(target.name, "upstream", source, method, excite, inhibit, seconds=time.perf_counter() - t0)
+
+
+def downstream(
+    loaded: LoadedModel, target: ChannelTarget | str, *, k: int = DEFAULT_K, method: Method = "weights"
+) -> Circuit:
+    """The ``k`` channels of the module above that ``target`` excites most, and the ``k`` it inhibits most.
+
+    Raises :class:`TargetError` for a target in inception5b (it feeds the classifier), a
+    channel out of range, or ``k`` out of range.
+    """
+    t0 = time.perf_counter()
+    target = _channel(target)
+    reader = above(target.module)
+    out_channels = sum(branch_channels(reader, b) for b in BRANCHES)
+    _check_k(k, out_channels)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    net = loaded.net
+    inception = getattr(net, reader)
+    in_channels = sum(branch_channels(target.module, b) for b in BRANCHES)
+    with exclusive(net, training=False):
+        if method == "weights":
+            kernels = expanded_weights(inception)[:, _module_index(target)]
+        else:
+            kernels = _gradient_column(inception, _module_index(target), in_channels)
+    kernels = kernels.cpu()
+    excite, inhibit = _ranked(kernels.sum(dim=(1, 2)), kernels, reader, k)
+    return Circuit(target.name, "downstream", reader, method, excite, inhibit, seconds=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- which connections are used
+
+
+def _between(net: nn.Module, source: str, module: str) -> Callable[[Tensor], Tensor]:
+    """What the net does between ``source``'s output and ``module``'s input: a max-pool, or nothing."""
+    names = [n for n, _ in net.named_children()]
+    between = names[names.index(source) + 1 : names.index(module)]
+    pools = [getattr(net, n) for n in between if isinstance(getattr(net, n), nn.MaxPool2d)]
+    return pools[0] if pools else (lambda x: x)
+
+
+def contributions(
+    loaded: LoadedModel,
+    target: ChannelTarget | str,
+    images: Tensor | LabelledImages | None = None,
+    *,
+    k: int = DEFAULT_K,
+    limit: int | None = 256,
+    steps: int = INTEGRATION_STEPS,
+    progress: Progress | None = None,
+) -> Circuit:
+    """How much of ``target``'s activation each channel of the module below accounts for, on real inputs.
+
+    Args:
+        images: a batch of preprocessed inputs (N x 3 x S x S), or a labelled set (its first
+            ``limit`` images), or None: the weights' evaluation set
+            (:func:`gnet.inspect.evaluation.evaluation_set`, first ``limit`` images).
+        k: connections shown each way, ranked by mean contribution.
+        steps: integrated gradients' steps.
+
+    The target's value is its spatial-mean activation after its ReLU. Contributions are
+    integrated gradients (captum) at the module below's output from an all-zero output, summed
+    over positions and averaged over images; they sum to ``data["activation"] -
+    data["baseline"]`` up to ``data["delta"]`` (captum's convergence delta, mean absolute per image).
+    Every connection keeps its expanded-weight kernel, so what exists and what is used can be read side by side.
+    """
+    from captum.attr import IntegratedGradients
+
+    t0 = time.perf_counter()
+    target = _channel(target)
+    source = below(target.module)
+    in_channels = sum(branch_channels(source, b) for b in BRANCHES)
+    _check_k(k, in_channels)
+    if images is None:
+        images = evaluation_set(loaded, limit=limit)
+    if isinstance(images, LabelledImages):
+        data_name = images.name
+        count = len(images) if limit is None else min(limit, len(images))
+        size = batch_size_for(loaded.card.input_size, at_64=64)
+        batches = [images.inputs(list(range(s, min(s + size, count)))) for s in range(0, count, size)]
+    else:
+        data_name, batches = "the image", [images]
+    net = loaded.net
+    inception = getattr(net, target.module)
+    pool = _between(net, source, target.module)
+    branch = getattr(inception, BRANCHES[target.branch])
+    channel = target.channel
+
+    def value(a: Tensor) -> Tensor:
+        out = branch(pool(a))  # N x C x H x W, after the branch's ReLU
+        return out[:, channel].mean(dim=(1, 2))
+
+    total = sum(len(b) for b in batches)
+    summed = torch.zeros(in_channels, dtype=torch.float64)
+    activation = baseline = delta = 0.0
+    done = 0
+    with exclusive(net, training=False):
+        kernels = expanded_weights(inception)[_module_index(target)].cpu()
+        ig = IntegratedGradients(value)
+        for x in batches:
+            with torch.no_grad():
+                a = forward_to(net, x.to(loaded.device), source)
+            zero = torch.zeros_like(a)
+            with torch.enable_grad():
+                attr, gap = ig.attribute(a, baselines=zero, n_steps=steps, return_convergence_delta=True)
+            with torch.no_grad():
+                activation += float(value(a).sum())
+                baseline += float(value(zero).sum())
+            summed += attr.sum(dim=(2, 3)).sum(0).double().cpu()
+            delta += float(gap.abs().sum())
+            done += len(x)
+            if progress is not None:
+                progress(done / total)
+    mean = (summed / total).float()
+    excite, inhibit = _ranked(mean, kernels, source, k, contributions=mean)
+    data = {
+        "images": total,
+        "set": data_name,
+        "activation": activation / total,
+        "baseline": baseline / total,
+        "sum_of_contributions": float(mean.sum()),
+        "delta": delta / total,
+        "steps": steps,
+    }
+    return Circuit(target.name, "upstream", source, "integrated_gradients", excite, inhibit, data=data,
+                   approximation="none: the real network, ReLUs and max-pools included",
+                   seconds=time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- families and branch specialization
+
+
+@dataclass(frozen=True)
+class Families:
+    """The channels of one module grouped by what they respond to, and how each group spreads over the branches."""
+
+    module: str
+    data: str  # the set the profiles come from
+    images: int
+    labels: np.ndarray  # C: each channel's family, 0..F-1 (channels in module order)
+    examples: np.ndarray  # F x E: the images that excite each family most (its members' mean z-scored activation)
+    counts: np.ndarray  # F x 4: members per family and branch (BRANCHES order)
+    expected: np.ndarray  # F x 4: what chance predicts, family size x branch share of the module
+    p_values: np.ndarray  # F x 4: P(at least this many by chance), hypergeometric, Bonferroni-corrected over F x 4
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def members(self, family: int) -> list[str]:
+        return [channel_of(self.module, int(i)).name for i in np.flatnonzero(self.labels == family)]
+
+    def gathered(self, alpha: float = 0.05) -> list[tuple[int, str]]:
+        """(family, branch) pairs holding more of the family than chance allows at level ``alpha`` (corrected)."""
+        return [(int(f), list(BRANCHES)[int(b)]) for f, b in zip(*np.nonzero(self.p_values < alpha))]
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per family: its size, members per branch, expected, and the smallest corrected p-value."""
+        rows = []
+        for f in range(self.size):
+            row: dict[str, Any] = {"family": f, "channels": int(self.counts[f].sum())}
+            for b, name in enumerate(BRANCHES):
+                row[name] = int(self.counts[f, b])
+                row[f"{name}_expected"] = float(self.expected[f, b])
+            best = int(np.argmax(self.counts[f] / np.maximum(self.expected[f], 1e-9)))
+            row["most_gathered_in"] = list(BRANCHES)[best]
+            row["p_value"] = float(self.p_values[f, best])  # for that branch
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "data": self.data,
+            "images": self.images,
+            "families": self.to_rows(),
+            "members": {f: self.members(f) for f in range(self.size)},
+            "examples": self.examples.tolist(),
+            "gathered": [{"family": f, "branch": b} for f, b in self.gathered()],
+            "test": "hypergeometric: a family of n among the module's N channels, a branch of B of them; "
+            "Bonferroni over families x branches",
+            "seconds": self.seconds,
+        }
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "module": np.array(self.module), "data": np.array(self.data), "images": np.array(self.images),
+            "labels": self.labels, "examples": self.examples, "counts": self.counts, "expected": self.expected,
+            "p_values": self.p_values, "seconds": np.array(self.seconds),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> Families:
+        return cls(
+            module=str(a["module"]), data=str(a["data"]), images=int(a["images"]),
+            labels=np.asarray(a["labels"]), examples=np.asarray(a["examples"]), counts=np.asarray(a["counts"]),
+            expected=np.asarray(a["expected"]), p_values=np.asarray(a["p_values"]), seconds=float(a["seconds"]),
+        )
+
+
+def _profiles(loaded: LoadedModel, module: str, data: LabelledImages, progress: Progress | None) -> Tensor:
+    """C x N: each channel's spatial-mean activation on each image, one forward (up to ``module``) per batch."""
+    net = loaded.net
+    batch_size = batch_size_for(loaded.card.input_size)
+    columns = []
+    for x, _, indices in data.batches(batch_size):
+        with exclusive(net, training=False), torch.inference_mode():
+            columns.append(forward_to(net, x.to(loaded.device), module).float().mean(dim=(2, 3)).cpu())
+        if progress is not None:
+            progress(int(indices[-1] + 1) / len(data))
+    return torch.cat(columns).T
+
+
+def group(profiles: np.ndarray, module: str, n_families: int, *, seed: int = 0,
+          examples: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cluster C x N activation profiles: (labels, examples, counts, expected, corrected p-values).
+
+    A channel's profile is z-scored across images (so families share *what* excites them, not
+    how strongly); channels that never vary form no profile and are clustered as zeros.
+    """
+    from scipy.stats import hypergeom
+    from sklearn.cluster import KMeans
+
+    z = profiles - profiles.mean(axis=1, keepdims=True)
+    spread = z.std(axis=1, keepdims=True)
+    z = np.divide(z, spread, out=np.zeros_like(z), where=spread > 0)
+    labels = KMeans(n_clusters=n_families, n_init=4, random_state=seed).fit_predict(z)
+    widths = np.array([branch_channels(module, b) for b in BRANCHES])
+    branch_of = np.repeat(np.arange(len(BRANCHES)), widths)
+    counts = np.zeros((n_families, len(BRANCHES)), dtype=np.int64)
+    np.add.at(counts, (labels, branch_of), 1)
+    sizes = counts.sum(axis=1, keepdims=True)
+    total = int(widths.sum())
+    expected = sizes * widths[None, :] / total
+    # P(X >= count) for X ~ Hypergeom(total, branch width, family size): sf(count - 1).
+    p = hypergeom.sf(counts - 1, total, widths[None, :], sizes)
+    p_values = np.minimum(p * counts.size, 1.0)
+    best = np.stack([z[labels == f].mean(axis=0) if (labels == f).any() else np.zeros(z.shape[1])
+                     for f in range(n_families)])
+    top = np.argsort(-best, axis=1, kind="stable")[:, :examples]
+    return labels.astype(np.int64), top.astype(np.int64), counts, expected, p_values
+
+
+def families(
+    loaded: LoadedModel,
+    module: str,
+    data: LabelledImages | None = None,
+    *,
+    n_families: int = DEFAULT_FAMILIES,
+    limit: int | None = FAMILY_IMAGES,
+    build: bool = True,
+    progress: Progress | None = None,
+) -> Families | None:
+    """The channel families of ``module`` over ``data`` (default: the evaluation set's first ``limit`` images).
+
+    Read from the disk cache when computed before for these weights, data and sizes; else
+    computed (one forward up to ``module`` per batch, with ``progress``, then k-means) and
+    cached; with ``build=False``, None instead of computing.
+    """
+    if module not in INCEPTION_MODULES:
+        raise TargetError(f"Unknown module {module!r}: choose one of {', '.join(INCEPTION_MODULES)}.")
+    channels = sum(branch_channels(module, b) for b in BRANCHES)
+    if not 2 <= n_families <= channels // 4:
+        raise TargetError(f"{n_families} families is out of range for {module}: choose 2 to {channels // 4}.")
+    if data is None:
+        data = evaluation_set(loaded, limit=limit)
+
+    def compute() -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        profiles = _profiles(loaded, module, data, progress).numpy().astype(np.float64)
+        labels, examples, counts, expected, p_values = group(profiles, module, n_families)
+        return Families(module, data.name, len(data), labels, examples, counts, expected, p_values,
+                        time.perf_counter() - t0).to_arrays()
+
+    key = {"weights": loaded.weights_hash, **data.key, "module": module, "families": n_families}
+    found = stored_or_built(ASSET, key, compute if build else None)
+    return None if found is None else Families.from_arrays(found[0])
