@@ -22,7 +22,8 @@ from dashboard.cache.sets import evaluation_set
 from dashboard.cache.store import SharedStore
 
 if TYPE_CHECKING:
-    from gnet.inspect.circuits import Circuit, Families
+    from gnet.inspect.circuits import Circuit
+    from gnet.inspect.families import Families
     from gnet.inspect.features import Visualization
 
 __all__ = ["circuit", "contributions", "diverse", "families", "thumbnails"]
@@ -98,8 +99,8 @@ def families(
     found = store.get(key)
     if found is not None:
         return found
-    from gnet.inspect.circuits import FAMILY_IMAGES
-    from gnet.inspect.circuits import families as group
+    from gnet.inspect.families import FAMILY_IMAGES
+    from gnet.inspect.families import families as group
 
     data = evaluation_set(weights, device, folder or None, limit or FAMILY_IMAGES)
     result = group(model(weights, device), module, data, build=compute, progress=progress)

@@ -22,7 +22,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inspect.circuits import families
+    from ..inspect.families import families
     from ..net.layers import BRANCHES
     from ..weights.loader import load
 
