@@ -50,7 +50,7 @@ def contributions(weights: str, device: str, digest: str, target: str, k: int, _
     """What each channel below contributes to ``target`` on the analysed image (integrated gradients)."""
     from gnet.inspect.circuits import contributions as attribute
 
-    x = analysis(weights, device, digest, _image).input
+    x = analysis(weights, device, digest, _image).input.unsqueeze(0)
     return attribute(model(weights, device), target, x, k=k)
 
 

@@ -37,6 +37,9 @@ def connection_strip(
     fig = make_subplots(rows=rows, cols=max(n, 1), subplot_titles=list(titles), horizontal_spacing=0.012,
                         vertical_spacing=0.04, row_heights=[0.58, 0.42] if with_pictures else None)
     bound = max((float(np.abs(k).max()) for k in kernels), default=1.0) or 1.0
+    # Beside the kernels' row only: under the pictures' row when there is one, the whole height when not.
+    bar = {"thickness": 8, "len": 0.45 if with_pictures else 1.0, "y": 0.2 if with_pictures else 0.5,
+           "title": {"text": "weight", "side": "right"}, "nticks": 5}
     for i, kernel in enumerate(kernels):
         if with_pictures and i < len(pictures) and pictures[i] is not None:
             z = np.clip(np.asarray(pictures[i]) * 255, 0, 255).astype(np.uint8)
@@ -44,7 +47,7 @@ def connection_strip(
         fig.add_trace(
             go.Heatmap(
                 z=np.asarray(kernel)[::-1], colorscale=_SIGNED, zmin=-bound, zmax=bound, zmid=0,
-                showscale=i == n - 1, colorbar={"thickness": 8, "len": 0.45, "y": 0.2, "title": {"text": "weight"}},
+                showscale=i == n - 1, colorbar=bar,
                 hovertemplate="%{z:.4f}<extra>" + titles[i] + "</extra>", xgap=1, ygap=1,
             ),
             rows, i + 1,

@@ -81,9 +81,9 @@ def _strip(sel: Selection, target: ChannelTarget, direction: str, k: int, rank: 
         verb = "excite" if sign == "excite" else "inhibit"
         chart(
             figures.connection_strip(titles, [c.kernel for c in connections], pictures),
-            f"The {len(connections)} channels of {found.other} that {verb} "
-            f"{target.name if built else 'most'}{'' if built else f' when {target.name} fires'} most "
-            f"({'contribution on your image' if found.data else 'summed expanded weight'} under each name).",
+            (f"The {len(connections)} channels of {found.other} that {verb} {target.name} most"
+             if built else f"The {len(connections)} channels of {found.other} that {target.name} {verb}s most")
+            + f" ({'contribution on your image' if found.data else 'summed expanded weight'} under each name).",
             key=f"circuit-{direction}-{sign}",
         )
         columns = st.columns(len(connections))
