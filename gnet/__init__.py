@@ -64,6 +64,11 @@ _EXPORTS: dict[str, str] = {
     "branch_importance": "inspect.ablation",
     "example_index": "inspect.examples",
     "visualize": "inspect.features",
+    "visualize_many": "inspect.features",
+    "upstream": "inspect.circuits",
+    "downstream": "inspect.circuits",
+    "contributions": "inspect.circuits",
+    "families": "inspect.families",
     "TrainConfig": "train.config",
     "DistillConfig": "heads.distill",
     "distill_aux": "heads.distill",
@@ -115,7 +120,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .inspect.attributions import attribute
     from .inspect.evaluation import evaluation_set
     from .inspect.examples import example_index
-    from .inspect.features import visualize
+    from .inspect.circuits import contributions, downstream, upstream
+    from .inspect.families import families
+    from .inspect.features import visualize, visualize_many
     from .inspect.gradients import GradientResult, compare_variants, layer_gradients
     from .inspect.probe import analyze, predict
     from .net.cost import CostRow, flops, totals
