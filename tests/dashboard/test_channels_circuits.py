@@ -28,7 +28,7 @@ def test_the_strips_name_both_sides_and_a_click_opens_the_channel_below(app_weig
     texts = _texts(at)
     assert "**Built from: channels of inception3b**" in texts and "**Feeds: channels of inception4b**" in texts
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    strips = [s for s in specs if s["data"] and all(t["type"] == "heatmap" and t.get("zmid") == 0 for t in s["data"])]
+    strips = [s for s in specs if len(s["data"]) > 1 and all(t["type"] == "heatmap" and t.get("zmid") == 0 for t in s["data"])]
     assert len(strips) >= 3 and all(len(s["data"]) == 6 for s in strips)  # 6 channels each way by default
     first = at.button(key="circuit_open-upstream-excite-0")
     label = first.label
@@ -76,3 +76,14 @@ def test_the_families_table_and_heatmap_read_members_against_chance():
     fig = figures.family_heatmap(rows)
     z = np.array(fig.data[0].z)
     assert z[0, 2] == np.log2(5) and z[0, 0] == -3  # 10 of an expected 2; none of 3, clipped at 1/8
+
+
+def test_four_diverse_images_of_one_channel(app_weights):
+    at = _on("inception4a.3x3:12")
+    at.select_slider(key="channels_steps").set_value(32).run()
+    at.button(key="diverse_run").click().run()
+    _ok(at)
+    grids = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fours = [s for s in grids if sum(t["type"] == "image" for t in s["data"]) == 4]
+    assert len(fours) == 1
+    assert all(a["text"].startswith("activation ") for a in fours[0]["layout"]["annotations"])
