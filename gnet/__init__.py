@@ -67,7 +67,7 @@ _EXPORTS: dict[str, str] = {
     "visualize_many": "inspect.features",
     "upstream": "inspect.circuits",
     "downstream": "inspect.circuits",
-    "contributions": "inspect.circuits",
+    "contributions": "inspect.contributions",
     "families": "inspect.families",
     "TrainConfig": "train.config",
     "DistillConfig": "heads.distill",
@@ -118,9 +118,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .inspect.ablation import ablate, branch_importance
     from .inspect.analysis import Analysis
     from .inspect.attributions import attribute
+    from .inspect.circuits import downstream, upstream
+    from .inspect.contributions import contributions
     from .inspect.evaluation import evaluation_set
     from .inspect.examples import example_index
-    from .inspect.circuits import contributions, downstream, upstream
     from .inspect.families import families
     from .inspect.features import visualize, visualize_many
     from .inspect.gradients import GradientResult, compare_variants, layer_gradients

@@ -48,7 +48,7 @@ def circuit(weights: str, device: str, target: str, direction: str, k: int) -> C
 @st.cache_resource(max_entries=CIRCUITS_KEPT, ttl=TTL_S, show_spinner=False)
 def contributions(weights: str, device: str, digest: str, target: str, k: int, _image: Image.Image) -> Circuit:
     """What each channel below contributes to ``target`` on the analysed image (integrated gradients)."""
-    from gnet.inspect.circuits import contributions as attribute
+    from gnet.inspect.contributions import contributions as attribute
 
     x = analysis(weights, device, digest, _image).input.unsqueeze(0)
     return attribute(model(weights, device), target, x, k=k)

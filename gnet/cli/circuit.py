@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.images import load_image
     from ..errors import TargetError
     from ..inspect import circuits
+    from ..inspect.contributions import contributions
     from ..weights.loader import load
 
     if args.down and (args.image or args.dataset):
@@ -41,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(options.weights(args), args.device)
     if args.image is not None:
         x = loaded.transform(load_image(args.image))[None]
-        circuit = circuits.contributions(loaded, args.target, x, k=args.k)
+        circuit = contributions(loaded, args.target, x, k=args.k)
     elif args.dataset:
         with options.progress_bar("integrating gradients over the set") as progress:
-            circuit = circuits.contributions(loaded, args.target, k=args.k, limit=args.images, progress=progress)
+            circuit = contributions(loaded, args.target, k=args.k, limit=args.images, progress=progress)
     elif args.down:
         circuit = circuits.downstream(loaded, args.target, k=args.k, method=args.method)
     else:

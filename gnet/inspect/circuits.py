@@ -27,12 +27,10 @@ The method of the Distill Circuits thread (Olah et al. 2020, "Zoom In"; Voss et 
   :func:`upstream` (reverse mode, one backward), the forward-mode derivative along one input
   channel for :func:`downstream` (``torch.func.jvp``). The tests check the two against each
   other and against the weights themselves.
-- **Which connections are used.** :func:`contributions` attributes the channel's actual
+- **Which connections are used.** :func:`gnet.inspect.contributions.contributions` attributes the channel's actual
   spatial-mean activation (after its ReLU, the value the dataset examples rank by) to the
-  channels of the module below, on one image or averaged over a set. It uses captum's
-  integrated gradients from an all-zero output of the module below: unlike activation x
-  gradient, which it equals on a linear path, its contributions sum to the activation minus
-  the activation at that baseline (completeness) through the ReLU inside the branch too.
+  channels of the module below, on one image or averaged over a set, with captum's
+  integrated gradients.
 - **Families** (:func:`gnet.inspect.families.families`): the channels of one module grouped by their activation
   profile over a set (k-means on the z-scored spatial means, scikit-learn's), and a table of
   how each family is spread over the four branches, with a hypergeometric test of whether a
@@ -43,7 +41,6 @@ The method of the Distill Circuits thread (Olah et al. 2020, "Zoom In"; Voss et 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,10 +51,8 @@ from torch import Tensor, nn
 
 from ..errors import TargetError
 from ..guard import exclusive
-from ..net.layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels, parse_channel
+from ..net.layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels, module_channels, parse_channel
 from ..weights.card import LoadedModel
-from .evaluation import LabelledImages, batch_size_for, evaluation_set
-from .probe import forward_to
 
 __all__ = [
     "DEFAULT_K",
@@ -67,7 +62,6 @@ __all__ = [
     "below",
     "above",
     "channel_of",
-    "contributions",
     "downstream",
     "expanded_weights",
     "upstream",
@@ -76,8 +70,6 @@ __all__ = [
 Method = Literal["weights", "gradient"]
 METHODS: tuple[str, ...] = ("weights", "gradient")
 DEFAULT_K = 8
-INTEGRATION_STEPS = 32  # integrated gradients' Riemann steps: completeness within ~1e-3 of the activation here
-Progress = Callable[[float], None]
 
 APPROXIMATION = (
     "ReLUs taken as identity; the pool branch's max-pool as a 3x3 average pool; the max-pool between modules "
@@ -121,20 +113,20 @@ def channel_of(module: str, index: int) -> ChannelTarget:
     raise IndexError(f"{module} has {start} channels, not {index + 1}")
 
 
-def _module_index(target: ChannelTarget) -> int:
+def module_row(target: ChannelTarget) -> int:
     """The channel's row in its module's output."""
     assert target.channel is not None
     return target.offset + target.channel
 
 
-def _channel(target: ChannelTarget | str) -> ChannelTarget:
+def target_channel(target: ChannelTarget | str) -> ChannelTarget:
     target = parse_channel(target) if isinstance(target, str) else target
     if target.channel is None:
         raise TargetError(f"{target.name} is a whole branch: name one of its channels, e.g. {target.name}:0.")
     return target
 
 
-def _check_k(k: int, available: int) -> None:
+def check_k(k: int, available: int) -> None:
     if not 1 <= k <= available:
         raise TargetError(f"k={k} is out of range: choose 1 to {available} connections.")
 
@@ -284,7 +276,7 @@ class Circuit:
         return [c.channel for c in self.excite + self.inhibit]
 
 
-def _ranked(
+def ranked(
     scores: Tensor, kernels: Tensor, module: str, k: int, contributions: Tensor | None = None
 ) -> tuple[list[Connection], list[Connection]]:
     """The top-``k`` positive and negative ``scores`` (one per channel of ``module``) as connections."""
@@ -300,33 +292,29 @@ def _ranked(
     return excite, inhibit
 
 
-def _width(module: str) -> int:
-    return sum(branch_channels(module, b) for b in BRANCHES)
-
-
 def _connections(
     loaded: LoadedModel, target: ChannelTarget | str, k: int, method: Method, direction: str
 ) -> Circuit:
     """The one body of :func:`upstream` and :func:`downstream`: the target's kernels one way, ranked."""
     t0 = time.perf_counter()
-    target = _channel(target)
+    target = target_channel(target)
     up = direction == "upstream"
     other = below(target.module) if up else above(target.module)
-    _check_k(k, _width(other))
+    check_k(k, module_channels(other))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     inception = getattr(loaded.net, target.module if up else other)
-    row = _module_index(target)
+    row = module_row(target)
     with exclusive(loaded.net, training=False):
         if method == "weights":
             weights = expanded_weights(inception)
             kernels = weights[row] if up else weights[:, row]
         elif up:
-            kernels = _gradient_row(inception, target, _width(other))
+            kernels = _gradient_row(inception, target, module_channels(other))
         else:
-            kernels = _gradient_column(inception, row, _width(target.module))
+            kernels = _gradient_column(inception, row, module_channels(target.module))
     kernels = kernels.cpu()
-    excite, inhibit = _ranked(kernels.sum(dim=(1, 2)), kernels, other, k)
+    excite, inhibit = ranked(kernels.sum(dim=(1, 2)), kernels, other, k)
     return Circuit(target.name, direction, other, method, excite, inhibit, seconds=time.perf_counter() - t0)
 
 
@@ -350,102 +338,3 @@ def downstream(
     channel out of range, or ``k`` out of range.
     """
     return _connections(loaded, target, k, method, "downstream")
-
-
-# ---------------------------------------------------------------- which connections are used
-
-
-def _between(net: nn.Module, source: str, module: str) -> Callable[[Tensor], Tensor]:
-    """What the net does between ``source``'s output and ``module``'s input: a max-pool, or nothing."""
-    names = [n for n, _ in net.named_children()]
-    between = names[names.index(source) + 1 : names.index(module)]
-    pools = [getattr(net, n) for n in between if isinstance(getattr(net, n), nn.MaxPool2d)]
-    return pools[0] if pools else (lambda x: x)
-
-
-def contributions(
-    loaded: LoadedModel,
-    target: ChannelTarget | str,
-    images: Tensor | LabelledImages | None = None,
-    *,
-    k: int = DEFAULT_K,
-    limit: int | None = 256,
-    steps: int = INTEGRATION_STEPS,
-    progress: Progress | None = None,
-) -> Circuit:
-    """How much of ``target``'s activation each channel of the module below accounts for, on real inputs.
-
-    Args:
-        images: a batch of preprocessed inputs (N x 3 x S x S), or a labelled set (its first
-            ``limit`` images), or None: the weights' evaluation set
-            (:func:`gnet.inspect.evaluation.evaluation_set`, first ``limit`` images).
-        k: connections shown each way, ranked by mean contribution.
-        steps: integrated gradients' steps.
-
-    The target's value is its spatial-mean activation after its ReLU. Contributions are
-    integrated gradients (captum) at the module below's output from an all-zero output, summed
-    over positions and averaged over images; they sum to ``data["activation"] -
-    data["baseline"]`` up to ``data["delta"]`` (captum's convergence delta, mean absolute per image).
-    Every connection keeps its expanded-weight kernel, so what exists and what is used can be read side by side.
-    """
-    from captum.attr import IntegratedGradients
-
-    t0 = time.perf_counter()
-    target = _channel(target)
-    source = below(target.module)
-    in_channels = _width(source)
-    _check_k(k, in_channels)
-    if images is None:
-        images = evaluation_set(loaded, limit=limit)
-    if isinstance(images, LabelledImages):
-        data_name = images.name
-        count = len(images) if limit is None else min(limit, len(images))
-        size = batch_size_for(loaded.card.input_size, at_64=64)
-        batches = [images.inputs(list(range(s, min(s + size, count)))) for s in range(0, count, size)]
-    else:
-        data_name, batches = "the image", [images]
-    net = loaded.net
-    inception = getattr(net, target.module)
-    pool = _between(net, source, target.module)
-    branch = getattr(inception, BRANCHES[target.branch])
-    channel = target.channel
-
-    def value(a: Tensor) -> Tensor:
-        out = branch(pool(a))  # N x C x H x W, after the branch's ReLU
-        return out[:, channel].mean(dim=(1, 2))
-
-    total = sum(len(b) for b in batches)
-    summed = torch.zeros(in_channels, dtype=torch.float64)
-    activation = baseline = delta = 0.0
-    done = 0
-    with exclusive(net, training=False):
-        kernels = expanded_weights(inception)[_module_index(target)].cpu()
-        ig = IntegratedGradients(value)
-        for x in batches:
-            with torch.no_grad():
-                a = forward_to(net, x.to(loaded.device), source)
-            zero = torch.zeros_like(a)
-            with torch.enable_grad():
-                attr, gap = ig.attribute(a, baselines=zero, n_steps=steps, return_convergence_delta=True)
-            with torch.no_grad():
-                activation += float(value(a).sum())
-                baseline += float(value(zero).sum())
-            summed += attr.sum(dim=(2, 3)).sum(0).double().cpu()
-            delta += float(gap.abs().sum())
-            done += len(x)
-            if progress is not None:
-                progress(done / total)
-    mean = (summed / total).float()
-    excite, inhibit = _ranked(mean, kernels, source, k, contributions=mean)
-    data = {
-        "images": total,
-        "set": data_name,
-        "activation": activation / total,
-        "baseline": baseline / total,
-        "sum_of_contributions": float(mean.sum()),
-        "delta": delta / total,
-        "steps": steps,
-    }
-    return Circuit(target.name, "upstream", source, "integrated_gradients", excite, inhibit, data=data,
-                   approximation="none: the real network, ReLUs and max-pools included",
-                   seconds=time.perf_counter() - t0)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..guard import exclusive
-from ..net.layers import BRANCHES, INCEPTION_MODULES, ChannelTarget, branch_channels
+from ..net.layers import INCEPTION_MODULES, ChannelTarget, module_channels
 from ..storage import stored_or_built
 from ..weights.card import LoadedModel
 from .evaluation import LabelledImages, batch_size_for, evaluation_set
@@ -42,7 +42,7 @@ def module_rows() -> dict[str, tuple[int, int]]:
     """Each Inception module's (first row, channel count) among the index's 5,488 rows, in depth order."""
     rows, start = {}, 0
     for module in INCEPTION_MODULES:
-        width = sum(branch_channels(module, b) for b in BRANCHES)
+        width = module_channels(module)
         rows[module] = (start, width)
         start += width
     return rows

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import TargetError
 from ..guard import exclusive
-from ..net.layers import BRANCHES, INCEPTION_MODULES, branch_channels
+from ..net.layers import BRANCHES, INCEPTION_MODULES, branch_channels, module_channels
 from ..storage import stored_or_built
 from ..weights.card import LoadedModel
 from .circuits import channel_of
@@ -164,7 +164,7 @@ def families(
     """
     if module not in INCEPTION_MODULES:
         raise TargetError(f"Unknown module {module!r}: choose one of {', '.join(INCEPTION_MODULES)}.")
-    channels = sum(branch_channels(module, b) for b in BRANCHES)
+    channels = module_channels(module)
     if not 2 <= n_families <= channels // 4:
         raise TargetError(f"{n_families} families is out of range for {module}: choose 2 to {channels // 4}.")
     if data is None:

@@ -52,6 +52,7 @@ __all__ = [
     "block_of",
     "branch_channels",
     "heads_reaching",
+    "module_channels",
     "modules_read_by",
     "parse_channel",
     "point",
@@ -229,6 +230,11 @@ def branch_channels(module: str, branch: str) -> int:
     """How many channels ``module``'s ``branch`` outputs (Table 1's #1x1, #3x3, #5x5, pool proj)."""
     spec = INCEPTION_SPECS[module]
     return {"1x1": spec[1], "3x3": spec[3], "5x5": spec[5], "pool_proj": spec[6]}[branch]
+
+
+def module_channels(module: str) -> int:
+    """How many channels ``module`` outputs: its four branches concatenated (Table 1's output depth)."""
+    return sum(branch_channels(module, b) for b in BRANCHES)
 
 
 def submodule(net: nn.Module, name: str) -> nn.Module:

@@ -11,6 +11,7 @@ import torch
 from gnet.errors import TargetError
 from gnet.inspect import circuits
 from gnet.inspect.circuits import _gradient_column, _gradient_row, expanded_weights
+from gnet.inspect.contributions import contributions
 from gnet.net.layers import BRANCHES, INCEPTION_MODULES, branch_channels, parse_channel
 from gnet.net.model import googlenet
 from gnet.weights.card import LoadedModel
@@ -139,21 +140,21 @@ def test_contributions_sum_to_the_activation_minus_its_baseline(normed):
     g = torch.Generator().manual_seed(5)
     images = torch.randn(3, 3, 64, 64, generator=g)
     target = "inception4a.1x1:40"
-    circuit = circuits.contributions(normed, target, images, k=4, steps=64)
+    circuit = contributions(normed, target, images, k=4, steps=64)
     d = circuit.data
     assert d["images"] == 3 and d["activation"] > d["baseline"] - 1  # a real value, not a placeholder
     difference = d["activation"] - d["baseline"]
     assert abs(difference) > 1e-3
     assert d["sum_of_contributions"] == pytest.approx(difference, abs=0.02 * abs(difference) + 1e-4)
     # Completeness is integrated gradients' property: the error shrinks with more steps.
-    rough = circuits.contributions(normed, target, images, k=4, steps=4)
+    rough = contributions(normed, target, images, k=4, steps=4)
     assert abs(d["sum_of_contributions"] - difference) <= abs(rough.data["sum_of_contributions"] - difference) + 1e-6
     # The activation is the branch's real spatial-mean output on those images.
     with torch.no_grad():
         out = normed.net.inception4a.branch1(normed.net.maxpool3(_output_of(normed.net, "inception3b", images)))
     assert d["activation"] == pytest.approx(float(out[:, 40].mean()), rel=1e-5)
-    contributions = [c.contribution for c in circuit.excite]
-    assert contributions == sorted(contributions, reverse=True) and contributions[0] > 0
+    used = [c.contribution for c in circuit.excite]
+    assert used == sorted(used, reverse=True) and used[0] > 0
     assert circuit.method == "integrated_gradients" and circuit.other == "inception3b"
 
 
@@ -167,7 +168,7 @@ def _output_of(net, module, x):
     ("call", "fragment"),
     [
         (lambda m: circuits.upstream(m, "inception3a.3x3:0"), "circuits start at inception3b"),
-        (lambda m: circuits.contributions(m, "inception3a.1x1:0", torch.zeros(1, 3, 64, 64)), "start at inception3b"),
+        (lambda m: contributions(m, "inception3a.1x1:0", torch.zeros(1, 3, 64, 64)), "start at inception3b"),
         (lambda m: circuits.downstream(m, "inception5b.1x1:0"), "shown up to inception5a"),
         (lambda m: circuits.upstream(m, "inception4a.3x3:12", k=0), "choose 1 to 480 connections"),
         (lambda m: circuits.downstream(m, "inception4a.3x3:12", k=513), "choose 1 to 512 connections"),
