@@ -11,7 +11,8 @@ Rows (the ratio's denominator is the floor: what the path cannot beat):
 - layout: the eval forward of the net as gnet.load leaves it (channels_last on a CPU) / the same
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
-  forward + backward of the combined loss;
+  forward + backward of the combined loss; then one vmapped backward over the three losses
+  (is_grads_batched) / layer_gradients' three passes, with the largest difference between them;
 - Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former path (a
   fixed internal batch of 4, contiguous weights) / today's (the memory-budgeted batch, all
   steps at once when they fit, the net as loaded); then batching alone; with the
@@ -35,9 +36,11 @@ from ratios import sync
 
 import gnet
 from gnet.data.samples import sample_images
+from gnet.guard import seeded
 from gnet.inspect.attributions import integrated_gradients
 from gnet.inspect.gradients import layer_gradients
 from gnet.inspect.probe import capture, capture_points
+from gnet.net.layers import HEADS, WEIGHT_LAYERS, submodules
 from gnet.net.losses import head_losses
 
 
@@ -128,6 +131,41 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients / plain forward+backward (batch 8, 64 px)", lambda: layer_gradients(net, xb, yb), plain,
           repeats, device)
+    _backward_choices(net, xb, yb, device, repeats)
+
+
+def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, device, repeats: int) -> None:
+    """layer_gradients' three backward passes (main, aux1, aux2) against one vmapped pass over the three losses.
+
+    Both differentiate the same seeded forward (batch norm's batch statistics, dropout masks drawn
+    alike), so their gradients are compared too. A third choice, the three passes at once in three
+    Python threads, is left out of the timing: each new calling thread gets its own OpenMP team,
+    whose spinning workers then slowed every later forward+backward in the process by ~1.8x.
+    """
+    points = submodules(net, (p.name for p in WEIGHT_LAYERS))
+    found: dict[str, list] = {}
+
+    def backward(batched: bool) -> Callable[[], None]:
+        def run() -> None:
+            with seeded(0, device), capture(net, points, detach=False) as outputs:
+                losses = head_losses(net(xb), yb)
+            tensors = [m.weight for m in points.values()] + [outputs[n] for n in points]
+            if batched:
+                stacked = torch.stack([losses[h] for h in HEADS])
+                grads = torch.autograd.grad(stacked, tensors, grad_outputs=torch.eye(len(HEADS), device=device),
+                                            is_grads_batched=True, allow_unused=True)
+                found[batched] = [[None if g is None else g[i] for g in grads] for i in range(len(HEADS))]
+            else:
+                found[batched] = [torch.autograd.grad(losses[h], tensors, retain_graph=True, allow_unused=True)
+                                  for h in HEADS]
+        return run
+
+    ratio("vmapped backward (is_grads_batched) / three backward passes", backward(True), backward(False),
+          max(5, repeats // 3), device)
+    worst = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                for three, one in zip(found[False], found[True]) for a, b in zip(one, three)
+                if a is not None and b is not None)
+    print(f"{'':58} largest difference between their gradients, relative to each tensor's largest entry: {worst:.1e}")
 
 
 def _taps(loaded, x: torch.Tensor, label: str, bare: Callable[[], None], device: torch.device, repeats: int) -> None:
