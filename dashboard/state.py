@@ -110,6 +110,7 @@ class Keys:
     CLASS_VIS_RUN = "class_vis_run"
     HEADS_FOLDER = "heads_folder"  # the image folder the Heads page compares the heads over ("" = the default set)
     HEADS_GALLERY = "heads_gallery"  # the disagreement gallery (a clickable component)
+    HEADS_PROBES = "heads_probes"  # the button that computes the linear-probe curve when none is stored
     PICKED = "picked_image"  # the dataset image clicked in the gallery (a PickedImage)
     DOMAIN_SAMPLE = "domain_sample"  # the out-of-domain banner's "use a sample" button
 

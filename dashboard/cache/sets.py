@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     from gnet.heads.early_exit import ExitCurve
     from gnet.heads.in_domain import InDomain
     from gnet.heads.logits import HeadLogitSet, Progress
+    from gnet.heads.readout import ProbeCurve
     from gnet.heads.stats import Disagreement, HeadComparison
     from gnet.inspect.evaluation import LabelledImages
 
 __all__ = [
-    "data_key", "evaluation_set", "exit_curve", "gallery", "head_comparison", "head_logits", "in_domain", "thumbnails",
+    "NotStored", "data_key", "evaluation_set", "exit_curve", "gallery", "head_comparison", "head_logits", "in_domain", "probe_curve",
+    "stored_probe_curve", "thumbnails",
 ]
 
 
@@ -52,7 +54,7 @@ def data_key(weights: str, device: str, folder: str | None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class _NotStored(Exception):
+class NotStored(Exception):
     """The logits must be computed: raised, not returned, because Streamlit caches return values only."""
 
 
@@ -62,7 +64,7 @@ def _stored_logits(weights: str, device: str, folder: str | None, key: str) -> H
 
     found = stored_logits(model(weights, device), evaluation_set(weights, device, folder))
     if found is None:
-        raise _NotStored
+        raise NotStored
     return found
 
 
@@ -77,8 +79,30 @@ def head_logits(
 
     try:
         return _stored_logits(weights, device, folder, key)
-    except _NotStored:
+    except NotStored:
         return compute(model(weights, device), evaluation_set(weights, device, folder), progress=progress)
+
+
+@st.cache_data(max_entries=SET_RESULTS_KEPT, ttl=TTL_S, show_spinner="Reading the linear probes...")
+def stored_probe_curve(weights: str, device: str, folder: str | None, key: str) -> ProbeCurve:
+    """The probe curve (:func:`gnet.heads.readout.probes`) when it is shipped or in the disk cache; raises
+    :class:`NotStored` otherwise (not cached, so a curve computed later is found). Raises gnet.DatasetError."""
+    from gnet.heads.readout import probes
+
+    found = probes(model(weights, device), folder, build=False)
+    if found is None:
+        raise NotStored
+    return found
+
+
+def probe_curve(weights: str, device: str, folder: str | None, key: str, progress=None) -> ProbeCurve:
+    """The probe curve, stored or computed now with ``progress(fraction)`` (then kept in the disk cache)."""
+    from gnet.heads.readout import probes
+
+    try:
+        return stored_probe_curve(weights, device, folder, key)
+    except NotStored:
+        return probes(model(weights, device), folder, progress=progress)
 
 
 @st.cache_data(max_entries=SET_RESULTS_KEPT, ttl=TTL_S, show_spinner="Comparing the heads...")

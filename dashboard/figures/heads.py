@@ -13,13 +13,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures.charts import HEAD_COLORS, _compact
+from dashboard.figures.charts import HEAD_COLORS, _compact, _short_stage
 
 __all__ = [
     "confidence_histograms",
     "confusion_matrices",
     "early_exit_curve",
     "per_class_accuracy",
+    "probe_curve",
     "reliability_diagrams",
     "right_wrong_bars",
 ]
@@ -146,4 +147,27 @@ def early_exit_curve(points: pd.DataFrame, main_only: Mapping[str, float], aux1_
                                  hovertemplate=name + ": accuracy %{y:.2%} at %{x:.1%} of main's cost<extra></extra>"))
     fig.update_layout(xaxis={"title": "mean multiply-adds per image, share of main only", "tickformat": ".0%"},
                       yaxis={"title": "accuracy", "tickformat": ".2%"})
+    return _compact(fig, 380)
+
+
+def probe_curve(curve: Mapping) -> go.Figure:
+    """A linear probe's held-out accuracy at each depth (a line, stem to inception5b), and each trained head's
+    accuracy as a marker at the point it reads (``curve`` is :meth:`gnet.heads.readout.ProbeCurve.to_dict`)."""
+    probes = pd.DataFrame(curve["probes"])
+    x = [_short_stage(p) for p in probes["point"]]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=x, y=probes["accuracy"], mode="lines+markers", name="linear probe (held out)", line={"color": "#7f7f7f"},
+        customdata=probes[["log_loss", "train_accuracy"]].to_numpy(),
+        hovertemplate="probe at %{x}: %{y:.2%} held out, log-loss %{customdata[0]:.3f}, "
+        "%{customdata[1]:.2%} on the images it was fitted on<extra></extra>",
+    ))
+    for head, found in curve["heads"].items():
+        fig.add_trace(go.Scatter(
+            x=[_short_stage(found["point"])], y=[found["accuracy"]], mode="markers+text", name=f"{head} (trained head)",
+            text=[head], textposition="top center", marker={"symbol": "diamond", "size": 14, "color": HEAD_COLORS[head]},
+            hovertemplate=f"{head}, reading %{{x}}: %{{y:.2%}} on the same images<extra></extra>",
+        ))
+    fig.update_layout(xaxis={"title": "depth (where the probe reads the pooled features)", "type": "category"},
+                      yaxis={"title": "held-out accuracy", "tickformat": ".0%"})
     return _compact(fig, 380)

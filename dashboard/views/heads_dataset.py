@@ -79,6 +79,7 @@ def render(sel: Selection, loaded: gnet.LoadedModel) -> None:
                 "labels; agreement, confidence and the gallery below do not.")
     _distributions(comparison, table)
     _early_exits(sel, key, logits)
+    _probes(sel, folder, key)
     _gallery(sel, folder, key, logits, data.classes)
     download_json(comparison.to_dict(), "Everything above (JSON)", "heads_over_set.json")
 
@@ -176,6 +177,61 @@ def _early_exits(sel: Selection, key: str, logits) -> None:
     with st.expander("Every threshold"):
         st.dataframe(rows, hide_index=True, column_config=_EXIT_COLUMNS)
         download_csv(rows, "Early exits (CSV)", "early_exits.csv")
+
+
+def _probes(sel: Selection, folder: str | None, key: str) -> None:
+    st.subheader("Linear probes: how much of the answer a linear layer reads at each depth")
+    where = ("this folder, split 80/20 within each class" if folder else
+             "Fashion-MNIST: fitted on its 60,000 training images, scored on its 10,000 test images")
+    st.markdown(
+        "One multinomial logistic regression per depth, on that point's output averaged over space (Alain and "
+        "Bengio 2016, arXiv:1610.01644), over " + where + ". The main head *is* such a layer on inception5b, so "
+        "the last probe should land near main; the auxiliary heads read inception4a and inception4d through a "
+        "convolution and two dense layers, so the probe at their point says whether that extra depth bought anything."
+    )
+    try:
+        curve = sets.stored_probe_curve(sel.weights, sel.device, folder, key)
+    except sets.NotStored:
+        st.info("No probe curve is stored for these weights and this set yet: computing it runs the net once over "
+                "every image of both splits and fits 14 probes.")
+        if not st.button("Compute the probe curve", key=Keys.HEADS_PROBES, icon=":material/play_arrow:"):
+            return
+        bar = st.progress(0.0, text="Recording every depth's pooled features...")
+        try:
+            curve = sets.probe_curve(sel.weights, sel.device, folder, key,
+                                     progress=lambda done: bar.progress(min(done, 1.0), text=_probe_step(done)))
+        except gnet.GNetError as e:
+            st.error(str(e))
+            return
+        finally:
+            bar.empty()
+    except gnet.GNetError as e:
+        st.error(str(e))
+        return
+    found = curve.to_dict()
+    chart(headcharts.probe_curve(found), _probe_reading(found), key="heads-probes")
+    download_json(found, "Linear probes (JSON)", "linear_probes.json")
+
+
+def _probe_step(done: float) -> str:
+    return "Recording every depth's pooled features..." if done < 0.9 else "Fitting one probe per depth..."
+
+
+def _probe_reading(curve: dict) -> str:
+    """What to look for, in numbers: where the probe rises fastest, and each aux head against the probe at its point."""
+    probes = curve["probes"]
+    steps = [(b["accuracy"] - a["accuracy"], a["point"], b["point"]) for a, b in zip(probes, probes[1:])]
+    gain, low, high = max(steps)
+    text = f"The probe rises fastest from {low} to {high} (+{gain:.1%}). "
+    by_point = {p["point"]: p["accuracy"] for p in probes}
+    for head in ("aux1", "aux2", "main"):
+        if head in curve["heads"]:
+            found = curve["heads"][head]
+            diff = found["accuracy"] - by_point[found["point"]]
+            verdict = "beats" if diff > 0.002 else "trails" if diff < -0.002 else "matches"
+            text += (f"{head} {verdict} the probe at {found['point']} ({found['accuracy']:.2%} against "
+                     f"{by_point[found['point']]:.2%}). ")
+    return text.strip()
 
 
 def _gallery(sel: Selection, folder: str | None, key: str, logits, classes: list[str]) -> None:

@@ -84,6 +84,42 @@ class LabelledImages:
         """Image ``index`` as the user would recognise it (RGB, before preprocessing)."""
         return self._picture(index)
 
+    def subset(self, indices: Sequence[int], part: str, how: str = "") -> LabelledImages:
+        """The images at ``indices`` (in that order) as a set of their own, named ``part`` (and ``how``, in the key)."""
+        picked = [int(i) for i in indices]
+        return LabelledImages(
+            name=f"{self.name}, {part}: {len(picked):,} images",
+            classes=self.classes,
+            labels=self.labels[torch.tensor(picked, dtype=torch.int64)],
+            key={**self.key, "part": f"{part} {how}".strip(), "indices": len(picked)},
+            _inputs=lambda idx: self._inputs([picked[int(i)] for i in idx]),
+            _picture=lambda i: self._picture(picked[i]),
+        )
+
+    def split(self, held_out: float = 0.2, seed: int = 0) -> tuple[LabelledImages, LabelledImages]:
+        """(fit, held out): ``held_out`` of each class's images, drawn with ``seed``, kept aside (at least one).
+
+        Raises :class:`DatasetError` when a class has fewer than 2 images or an image has no label.
+        """
+        if not self.labelled:
+            raise DatasetError(f"{self.name} has images without a label: every image must sit in a class subfolder.")
+        generator = torch.Generator().manual_seed(seed)
+        fit: list[int] = []
+        held: list[int] = []
+        for label in torch.unique(self.labels).tolist():
+            members = torch.nonzero(self.labels == label).flatten()
+            if len(members) < 2:
+                raise DatasetError(
+                    f"Class {self.classes[label]!r} of {self.name} has 1 image: give each class at least 2, "
+                    "one to fit on and one to hold out."
+                )
+            members = members[torch.randperm(len(members), generator=generator)]
+            n_held = min(len(members) - 1, max(1, round(len(members) * held_out)))
+            held += members[:n_held].tolist()
+            fit += members[n_held:].tolist()
+        how = f"({held_out:g} of each class held out, seed {seed})"
+        return self.subset(sorted(fit), "fit split", how), self.subset(sorted(held), "held-out split", how)
+
 
 def _per_image(loaded: LoadedModel, open_image: Callable[[int], Image.Image]) -> Callable[[Sequence[int]], Tensor]:
     def inputs(indices: Sequence[int]) -> Tensor:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gnet
@@ -138,3 +139,63 @@ def test_weights_without_calibration_say_so(monkeypatch, tmp_path):
     assert next(d.value for d in at.dataframe if "ece" in d.value.columns)["head"].tolist() == ["main", "aux1", "aux2"]
     at.run()
     assert any("Logits read from the disk cache" in c.value for c in at.caption)
+
+
+def _probe_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("The probe rises fastest"))
+
+
+def test_the_linear_probes_of_the_bundled_net_are_the_shipped_curve(bundled_app):
+    from gnet.heads.readout import ASSET, ProbeCurve
+    from gnet.storage import load_asset
+
+    at = _open()
+    _ok(at)
+    assert "Linear probes: how much of the answer a linear layer reads at each depth" in [s.value for s in at.subheader]
+    assert "linear probe (held out)" in _chart_text(at) and "aux2 (trained head)" in _chart_text(at)
+    shipped = ProbeCurve.from_arrays(load_asset(ASSET, {"weights": gnet.load("bundled", "cpu").weights_hash}))
+    caption = _probe_caption(at)
+    for head, point in (("main", "inception5b"), ("aux1", "inception4a"), ("aux2", "inception4d")):
+        assert f"{head} " in caption and f"the probe at {point} ({shipped.heads[head]:.2%} against " \
+            f"{shipped.at(point).accuracy:.2%})" in caption
+    assert not any(b.label == "Compute the probe curve" for b in at.button)
+
+
+def _imagenet_folder(root: Path, per_class: tuple[int, int]) -> Path:
+    classes = gnet.load("random", "cpu").classes[:2]
+    rng = np.random.default_rng(0)
+    for name, n in zip(classes, per_class):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _on_folder(monkeypatch, tmp_path, per_class: tuple[int, int]) -> AppTest:
+    """The Heads page of ImageNet-shaped random weights over a folder of two of their classes."""
+    monkeypatch.setenv("GNET_WEIGHTS", "random")
+    monkeypatch.setenv("GNET_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _imagenet_folder(tmp_path / "set", per_class)
+    at = _open()
+    return at.text_input(key=Keys.HEADS_FOLDER).input(str(folder)).run()
+
+
+def test_probes_over_a_folder_are_computed_on_demand_then_stored(monkeypatch, tmp_path):
+    at = _on_folder(monkeypatch, tmp_path, (4, 4))
+    _ok(at)
+    assert any("No probe curve is stored" in i.value for i in at.info)
+    assert "linear probe (held out)" not in _chart_text(at)
+    at.button(key=Keys.HEADS_PROBES).click().run()
+    _ok(at)
+    assert "linear probe (held out)" in _chart_text(at)
+    assert "the probe at inception5b" in _probe_caption(at)  # the folder has the weights' classes: heads are scored
+    at.run()  # the curve is in the disk cache now: no button
+    _ok(at)
+    assert not any("No probe curve is stored" in i.value for i in at.info) and "linear probe (held out)" in _chart_text(at)
+
+
+def test_a_folder_the_probes_cannot_split_is_one_error_and_the_rest_stays(monkeypatch, tmp_path):
+    at = _on_folder(monkeypatch, tmp_path, (3, 1))
+    assert not at.exception
+    assert len(at.error) == 1 and "has 1 image" in at.error[0].value
+    assert "Where an auxiliary head and main disagree" in [s.value for s in at.subheader]  # the gallery still draws

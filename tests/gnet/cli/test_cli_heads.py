@@ -135,3 +135,34 @@ def test_analyze_json_has_an_in_domain_field(checkpoint, tmp_path, capsys):
     assert _json(capsys, ["analyze", str(sample), "--weights", "bundled", "--device", "cpu", "--json"])["in_domain"][
         "in_domain"
     ] is True
+
+
+def test_probes_over_a_folder_in_json_csv_and_text(checkpoint, folder, capsys):
+    base = ["probes", "--weights", str(checkpoint), "--data", str(folder), "--device", "cpu"]
+    out = _json(capsys, [*base, "--json"])
+    assert [p["point"] for p in out["probes"]][:2] == ["conv1", "maxpool1"] and len(out["probes"]) == 14
+    assert out["probes"][0]["train_images"] + out["probes"][0]["test_images"] == 12
+    assert set(out["heads"]) == {"main", "aux1", "aux2"} and out["heads"]["aux1"]["point"] == "inception4a"
+    assert main([*base, "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["point"] for r in rows] == [p["point"] for p in out["probes"]]
+    assert float(rows[-1]["accuracy"]) == pytest.approx(out["probes"][-1]["accuracy"], abs=1e-4)
+    assert main(base) == 0
+    text = capsys.readouterr().out
+    assert "inception4d" in text and f"aux2 {out['heads']['aux2']['accuracy']:.2%}" in text
+
+
+def test_probes_of_the_bundled_weights_are_read_from_the_shipped_curve(capsys):
+    out = _json(capsys, ["probes", "--json"])
+    assert out["probes"][-1]["point"] == "inception5b" and out["probes"][-1]["train_images"] == 60_000
+
+
+def test_probes_on_a_class_with_one_image_exit_2_with_one_sentence(checkpoint, tmp_path, capsys):
+    root = tmp_path / "one"
+    for c, n in (("k1", 3), ("k2", 1)):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (30, 30), (40 * i, 0, 0)).save(root / c / f"{i}.png")
+    assert main(["probes", "--weights", str(checkpoint), "--data", str(root), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'k2'" in err and err.count("\n") == 1, err
