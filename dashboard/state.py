@@ -111,6 +111,10 @@ class Keys:
     HEADS_FOLDER = "heads_folder"  # the image folder the Heads page compares the heads over ("" = the default set)
     HEADS_GALLERY = "heads_gallery"  # the disagreement gallery (a clickable component)
     HEADS_PROBES = "heads_probes"  # the button that computes the linear-probe curve when none is stored
+    OWN_CLASSES_ZIP = "own_classes_zip"  # the Heads page's upload of a <class>/<image> zip
+    OWN_CLASSES_RUN = "own_classes_run"  # its "Retrain the three heads" button
+    OWN_CLASSES_BACK = "own_classes_back"  # its "Back to the original classes" button
+    LABELS_OVERLAY = "labels_overlay"  # (base weights, overlay path, card): the heads retrained in this session
     PICKED = "picked_image"  # the dataset image clicked in the gallery (a PickedImage)
     DOMAIN_SAMPLE = "domain_sample"  # the out-of-domain banner's "use a sample" button
 

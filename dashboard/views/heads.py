@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard.cache import analyses
 from dashboard.figures import charts, tables
 from dashboard.state import Selection
-from dashboard.views import heads_dataset
+from dashboard.views import heads_dataset, own_classes
 from dashboard.views.common import (
     aux_heads_note,
     chart,
@@ -36,6 +36,7 @@ def render(sel: Selection) -> None:
     _one_image(sel, loaded)
     _batch(sel, loaded)
     heads_dataset.render(sel, loaded)
+    own_classes.render(sel)
 
 
 def _one_image(sel: Selection, loaded) -> None:

@@ -35,7 +35,7 @@ def render() -> Selection:
         weights, label, weights_error = _weights()
         _imagenet_download(weights)
         if weights_error is None:
-            weights = _aux_overlay(weights)
+            weights = _labels_overlay(_aux_overlay(weights))
         device, device_error = resolved_device()
         if weights_error is None and device_error is None:
             weights_error = _model_card(weights, device, label)
@@ -141,6 +141,16 @@ def _aux_overlay(weights: str) -> str:
     if upload is None:
         return weights
     return with_overlay(weights, models.checkpoint_file(upload.file_id, upload.getvalue()))
+
+
+def _labels_overlay(weights: str) -> str:
+    """The weights with the heads retrained in this session (the Heads page's "Your own classes") stacked on them,
+    while the weights they were fitted on stay selected."""
+    found = st.session_state.get(Keys.LABELS_OVERLAY)
+    if found is None or found["base"] != weights:
+        return weights
+    st.caption(f"Heads retrained on **{found['card']['data']['name']}**: see the Heads page to go back.")
+    return with_overlay(weights, found["path"], "labels")
 
 
 def _imagenet_download(weights: str) -> None:

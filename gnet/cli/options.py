@@ -16,17 +16,22 @@ _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
 
 
 def add_weights(p: argparse.ArgumentParser, help: str = _WEIGHTS_HELP) -> None:
-    """``--weights``, None when not given, which :func:`weights` reads as ``auto``; and ``--aux-overlay``."""
+    """``--weights``, None when not given, which :func:`weights` reads as ``auto``; ``--aux-overlay`` and ``--labels-overlay``."""
     p.add_argument("--weights", default=None, help=help)
     p.add_argument("--aux-overlay", default=None, metavar="PATH",
                    help="aux heads from `gnet distill-aux`, stacked on --weights (same as --weights W+aux=PATH)")
+    p.add_argument("--labels-overlay", default=None, metavar="PATH",
+                   help="new classes for the three heads from `gnet retrain-heads`, stacked last "
+                        "(same as --weights W+labels=PATH)")
 
 
 def weights(args: argparse.Namespace) -> str:
-    """The weights source a command loads: ``--weights`` (else ``auto``), with ``--aux-overlay`` stacked on it."""
+    """The weights source a command loads: ``--weights`` (else ``auto``), with ``--aux-overlay`` then
+    ``--labels-overlay`` stacked on it."""
     from ..weights.sources import with_overlay
 
-    return with_overlay(args.weights or "auto", getattr(args, "aux_overlay", None))
+    stacked = with_overlay(args.weights or "auto", getattr(args, "aux_overlay", None))
+    return with_overlay(stacked, getattr(args, "labels_overlay", None), "labels")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import DatasetError
 from ..guard import exclusive
@@ -45,6 +46,7 @@ __all__ = [
     "HEAD_POINTS",
     "ProbeCurve",
     "ProbeScore",
+    "fit_linear",
     "fit_probe",
     "linear_probes",
     "probe_sets",
@@ -92,6 +94,41 @@ def _labels(y: Any, num_classes: int, split: str) -> torch.Tensor:
     return labels
 
 
+def fit_linear(
+    x: Any, y: torch.Tensor, num_classes: int, *, l2: float = 1e-4, max_iter: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight (K x D) and bias (K) of a multinomial logistic regression of labels ``y`` on features ``x``
+    (N x D, any float dtype), in the features' own units: ready to be an ``nn.Linear``.
+
+    The fit runs on features standardized with their mean and spread (L-BFGS converges far
+    faster on them); ``l2`` weighs the squared norm of those standardized weights against the
+    mean cross-entropy, and the standardization is folded back into the returned weight and bias.
+    """
+    # One float32 copy, standardized in place: 60,000 x 1,024 features cost 245 MB, not three times that.
+    features = torch.from_numpy(np.array(x, dtype=np.float32))
+    mean = features.mean(0)
+    scale = features.std(0, unbiased=False).clamp_min(1e-6)
+    features.sub_(mean).div_(scale)
+    weight = torch.zeros(features.shape[1], num_classes, requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6, tolerance_change=1e-9,
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(torch.addmm(bias, features, weight), y) + l2 * weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        folded = weight / scale[:, None]
+        return folded.T.contiguous(), bias - mean @ folded
+
+
 def fit_probe(
     point: str,
     train_x: Any,
@@ -103,40 +140,18 @@ def fit_probe(
     l2: float = 1e-4,
     max_iter: int = 100,
 ) -> ProbeScore:
-    """Fit a multinomial logistic regression on ``train_x`` (N x D, any float dtype) and score it on ``test_x``.
+    """Fit :func:`fit_linear` on ``train_x`` (N x D, any float dtype) and score it on ``test_x``.
 
-    The features are standardized with the training split's mean and spread; ``l2`` weighs the
-    squared norm of the weights (not the biases) against the mean cross-entropy. Raises
-    :class:`gnet.errors.DatasetError` when the training split has fewer than 2 classes.
+    Raises :class:`gnet.errors.DatasetError` when the training split has fewer than 2 classes or a
+    label is out of range.
     """
     y_fit, y_test = _labels(train_y, num_classes, "training"), _labels(test_y, num_classes, "held-out")
     if len(torch.unique(y_fit)) < 2:
         raise DatasetError("The probe's training split holds fewer than 2 classes: a classifier needs at least 2.")
-    # One float32 copy of each split, standardized in place: 60,000 x 1,024 features cost 245 MB, not three times that.
-    x_fit = torch.from_numpy(np.array(train_x, dtype=np.float32))
-    x_test = torch.from_numpy(np.array(test_x, dtype=np.float32))
-    mean = x_fit.mean(0)
-    scale = x_fit.std(0, unbiased=False).clamp_min(1e-6)
-    x_fit.sub_(mean).div_(scale)
-    x_test.sub_(mean).div_(scale)
-    weight = torch.zeros(x_fit.shape[1], num_classes, requires_grad=True)
-    bias = torch.zeros(num_classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-6, tolerance_change=1e-9,
-    )
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(torch.addmm(bias, x_fit, weight), y_fit) + l2 * weight.square().sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)
+    weight, bias = fit_linear(train_x, y_fit, num_classes, l2=l2, max_iter=max_iter)
     with torch.no_grad():
-        fit_logits = torch.addmm(bias, x_fit, weight)
-        test_logits = torch.addmm(bias, x_test, weight)
+        fit_logits = _logits(train_x, weight, bias)
+        test_logits = _logits(test_x, weight, bias)
         log_loss = float(F.cross_entropy(test_logits.double(), y_test))
     if not math.isfinite(log_loss):
         raise DatasetError(f"The probe at {point} did not converge: its features hold values that are not finite.")
@@ -148,6 +163,10 @@ def fit_probe(
         train_images=len(y_fit),
         test_images=len(y_test),
     )
+
+
+def _logits(x: Any, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(bias, torch.from_numpy(np.asarray(x, dtype=np.float32)), weight.T)
 
 
 @dataclass(frozen=True)
@@ -204,16 +223,18 @@ class ProbeCurve:
 
 
 def record_pooled(
-    loaded: LoadedModel, data: LabelledImages, folder: Path, *, batch_size: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    loaded: LoadedModel, data: LabelledImages, folder: Path, *, points: dict[str, nn.Module] | None = None,
+    batch_size: int | None = None, progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """One frozen pass over ``data``: each capture point's output averaged over space (N x C float16,
-    memory-mapped in ``folder``) and each head's predicted class (N, int64). ``progress`` gets the images done.
+    """One frozen pass over ``data``: each point's output averaged over space (N x C float16, memory-mapped
+    in ``folder``; an output that is already N x C is kept as it is) and each head's predicted class (N, int64).
 
-    The model is taken per batch (:func:`gnet.guard.exclusive`), so other users of a shared model wait one batch at most.
+    ``points`` defaults to every capture point (:func:`gnet.inspect.probe.capture_points`).
+    ``progress`` gets the images done. The model is taken per batch (:func:`gnet.guard.exclusive`),
+    so other users of a shared model wait one batch at most.
     """
     net = loaded.net
-    points = capture_points(net)
+    points = capture_points(net) if points is None else points
     n = len(data)
     features: dict[str, np.ndarray] = {}
     predicted = {head: np.zeros(n, dtype=np.int64) for head in HEADS}
@@ -221,7 +242,7 @@ def record_pooled(
         start, end = int(indices[0]), int(indices[-1]) + 1
         with exclusive(net, training=False), torch.inference_mode(), capture(net, points) as store:
             out = net(x.to(loaded.device))
-            pooled = {name: store[name].mean((2, 3)) for name in points}
+            pooled = {name: store[name].flatten(2).mean(2) if store[name].ndim > 2 else store[name] for name in points}
         for name, value in pooled.items():
             if name not in features:
                 features[name] = np.lib.format.open_memmap(

@@ -14,6 +14,7 @@ names the data for a disk cache (together with the weights' hash).
   an undecodable file is a :class:`~gnet.errors.DatasetError` that names it.
 - :func:`sample_set`: the bundled samples, labelled where their class is known to the weights.
 - :func:`photo_folder`: every image below a folder, unlabelled (a user's photo library).
+- :func:`class_folder`: ``root/<class>/<image>`` with classes of its own, for heads retrained on them.
 - :func:`evaluation_set`: which of these a dataset-wide view uses for a set of weights.
 """
 
@@ -29,6 +30,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, GrayImageDataset, load_fashion_mnist
+from ..data.folders import list_folder
 from ..data.images import SUPPORTED_EXTENSIONS, load_image
 from ..data.preprocess import GrayscalePreprocess
 from ..data.samples import sample_images
@@ -37,7 +39,9 @@ from ..weights.card import LoadedModel
 
 __all__ = [
     "LabelledImages",
+    "MAX_CLASSES",
     "batch_size_for",
+    "class_folder",
     "evaluation_set",
     "fashion_mnist",
     "fashion_mnist_test",
@@ -206,6 +210,28 @@ def image_folder(loaded: LoadedModel, root: Path | str, *, limit: int | None = N
     if limit is not None:
         files, labels = files[:limit], labels[:limit]
     return _files(loaded, root, files, labels, name=f"{root.name} ({len(files):,} images)", kind="folder")
+
+
+MAX_CLASSES = 1000  # as many as ImageNet's: a head with more is not what this tool is for
+
+
+def class_folder(loaded: LoadedModel, root: Path | str) -> LabelledImages:
+    """A ``root/<class>/<image>`` tree with classes of its own (not the weights'): for new heads on a frozen trunk.
+
+    Raises :class:`DatasetError` for a missing folder, fewer than 2 or more than :data:`MAX_CLASSES`
+    classes, a class folder without images, or (when read) an undecodable image, naming it.
+    """
+    listing = list_folder(root)
+    if len(listing.classes) > MAX_CLASSES:
+        raise DatasetError(
+            f"{str(listing.root)!r} has {len(listing.classes):,} class subfolders, more than the {MAX_CLASSES:,} a head "
+            "may have: merge or drop some."
+        )
+    files = [Path(f) for f in listing.files]
+    data = _files(loaded, listing.root, files, listing.labels, name=f"{listing.root.name} ({len(files):,} images)",
+                  kind="classes")
+    data.classes = list(listing.classes)
+    return data
 
 
 def _files(

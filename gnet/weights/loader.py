@@ -36,7 +36,7 @@ from ..net.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, GoogLeNet, GoogLeNetConf
 from ..storage import ASSETS_DIR
 from .card import LoadedModel, ModelCard
 from .checkpoint import load_checkpoint
-from .sources import SOURCES, split_source
+from .sources import SOURCES, split_overlay
 
 __all__ = [
     "ASSETS_DIR",
@@ -253,16 +253,18 @@ def load(
 ) -> LoadedModel:
     """Load a weights source (a name in :data:`SOURCES` or a checkpoint path) onto a device, in eval mode.
 
-    A source ending in ``+aux=OVERLAY`` gets the aux heads of that overlay (:mod:`gnet.weights.overlay`) stacked on it.
+    A source ending in ``+aux=OVERLAY`` gets the aux heads of that overlay (:mod:`gnet.weights.overlay`) stacked on it;
+    one ending in ``+labels=OVERLAY`` gets the three heads' new last layers, and answers in the overlay's classes.
 
     ``label`` is how messages and the card name a checkpoint file (an upload's own name) instead of its path.
     """
-    from .overlay import stack
+    from .overlay import stack, stack_labels
 
     dev = resolve_device(device)
-    base, overlay = split_source(str(weights))
+    base, kind, overlay = split_overlay(str(weights))
     if overlay is not None:
-        return stack(load(base, dev, download=download, label=label), overlay)
+        below = load(base, dev, download=download, label=label)
+        return stack(below, overlay) if kind == "aux" else stack_labels(below, overlay)
     source = resolve_source(str(weights))
     if source == "imagenet":
         net, card, transform = _load_imagenet(download)
