@@ -114,6 +114,14 @@ class Keys:
     OWN_CLASSES_ZIP = "own_classes_zip"  # the Heads page's upload of a <class>/<image> zip
     OWN_CLASSES_RUN = "own_classes_run"  # its "Retrain the three heads" button
     OWN_CLASSES_BACK = "own_classes_back"  # its "Back to the original classes" button
+    OWN_CLASSES_STOP = "own_classes_stop"  # its Stop button while a fit runs
+    OWN_CLASSES_ACTIVE = "own_classes_active"  # the id of the fit in progress (cleared by Stop)
+    OWN_CLASSES_INPUT = "own_classes_input"  # "a zip" or "class by class"
+    OWN_CLASS_NAME = "own_class_name"  # the class being added, class by class
+    OWN_CLASS_IMAGES = "own_class_images"  # its images
+    OWN_CLASS_ADD = "own_class_add"  # the "Add this class" button
+    OWN_CLASSES_ADDED = "own_classes_added"  # {class name: [(file name, bytes), ...]} added so far
+    OWN_CLASSES_CLEAR = "own_classes_clear"  # the "Start over" button
     LABELS_OVERLAY = "labels_overlay"  # (base weights, overlay path, card): the heads retrained in this session
     PICKED = "picked_image"  # the dataset image clicked in the gallery (a PickedImage)
     DOMAIN_SAMPLE = "domain_sample"  # the out-of-domain banner's "use a sample" button

@@ -16,18 +16,24 @@ from typing import Any
 
 from dashboard.cache.models import checkpoint_file, model
 
-__all__ = ["retrain_heads"]
+__all__ = ["Stopped", "retrain_heads"]
+
+
+class Stopped(Exception):
+    """The fit was stopped by its progress callback (the page's Stop button): nothing was kept."""
 
 
 def retrain_heads(
-    weights: str, device: str, name: str, archive: bytes, progress: Callable[[float], None] | None = None
+    weights: str, device: str, name: str, archive: bytes, progress: Callable[[float], bool] | None = None
 ) -> tuple[str, dict[str, Any], bytes]:
     """(overlay path, its card, its bytes) for the heads of ``weights`` retrained on the zip ``archive`` (named ``name``).
 
-    Raises gnet.DatasetError (bad classes, unreadable images, a hostile zip) and gnet.CheckpointError.
+    Raises gnet.DatasetError (bad classes, unreadable images, a hostile zip), gnet.CheckpointError, and
+    :class:`Stopped` when ``progress`` returns False.
     """
     from gnet.data.archive import class_tree
     from gnet.heads.retrain import retrain_heads as fit
+    from gnet.inspect.attributions import Stopped as StoppedFit
     from gnet.inspect.evaluation import class_folder
     from gnet.weights.overlay import save_labels_overlay
 
@@ -38,7 +44,10 @@ def retrain_heads(
         with class_tree(upload) as root:
             data = class_folder(loaded, root)
             data.name = f"{upload.name} ({len(data):,} images)"
-            result = fit(loaded, data, progress=progress, command="the app's Heads page")
+            try:
+                result = fit(loaded, data, progress=progress, command="the app's Heads page")
+            except StoppedFit as e:
+                raise Stopped(str(e)) from None
         written = save_labels_overlay(result.state_dict, result.card, Path(tmp, "labels.pt"))
         content = written.read_bytes()
     # named by its content: the uploads' digest cache is keyed by this id alone

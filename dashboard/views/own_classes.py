@@ -7,6 +7,11 @@ selected, so every page then speaks the new classes. "Back to the original class
 
 from __future__ import annotations
 
+import io
+import uuid
+import zipfile
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -14,9 +19,11 @@ import gnet
 from dashboard.cache import analyses
 from dashboard.cache import retrain as retraining
 from dashboard.state import Keys, Selection
+from gnet.data.images import SUPPORTED_EXTENSIONS
 
 __all__ = ["render"]
 
+_ZIP, _BY_CLASS = "A zip of class folders", "Class by class"
 _ACCURACY = st.column_config.NumberColumn("held-out accuracy", format="percent")
 
 
@@ -31,29 +38,76 @@ def render(sel: Selection) -> None:
     if found is not None and sel.weights.endswith(f"+labels={found['path']}"):
         _retrained(sel, found)
         return
-    upload = st.file_uploader(
-        "A zip of class folders: <class>/<image>", type=["zip"], key=Keys.OWN_CLASSES_ZIP,
-        help="At least 2 classes of at least 2 images each; a few dozen images per class fit in seconds.",
-    )
-    if upload is None:
+    name, archive = _input()
+    if archive is None:
         return
     if not st.button("Retrain the three heads", key=Keys.OWN_CLASSES_RUN, type="primary", icon=":material/model_training:"):
         return
+    run_id = uuid.uuid4().hex
+    st.session_state[Keys.OWN_CLASSES_ACTIVE] = run_id
     bar = st.progress(0.0, text="Recording the frozen trunk's features...")
+    st.button("Stop", key=Keys.OWN_CLASSES_STOP, on_click=_stop, icon=":material/stop:",
+              help="Stops after the batch in progress; nothing is kept.")
 
-    def progress(done: float) -> None:
+    def progress(done: float) -> bool:
         bar.progress(min(done, 1.0), text="Recording the frozen trunk's features..." if done < 0.9 else
                      "Fitting the three last layers...")
+        return st.session_state.get(Keys.OWN_CLASSES_ACTIVE) == run_id
 
     try:
-        path, card, content = retraining.retrain_heads(sel.weights, sel.device, upload.name, upload.getvalue(), progress)
+        path, card, content = retraining.retrain_heads(sel.weights, sel.device, name, archive, progress)
     except gnet.GNetError as e:
         st.error(str(e))
+        return
+    except retraining.Stopped:
+        st.info("Stopped. Nothing was kept from the interrupted fit.")
         return
     finally:
         bar.empty()
     st.session_state[Keys.LABELS_OVERLAY] = {"base": sel.weights, "path": path, "card": card, "content": content}
     st.rerun()
+
+
+def _stop() -> None:
+    st.session_state.pop(Keys.OWN_CLASSES_ACTIVE, None)
+
+
+def _input() -> tuple[str, bytes | None]:
+    """(a name, the zip's bytes) from an uploaded zip, or from the classes added one by one (zipped here, so that
+    both go through the one reader, :func:`gnet.data.archive.class_tree`); None while there is nothing to fit."""
+    how = st.radio("Your images", (_ZIP, _BY_CLASS), horizontal=True, key=Keys.OWN_CLASSES_INPUT)
+    if how == _ZIP:
+        upload = st.file_uploader(
+            "A zip of class folders: <class>/<image>", type=["zip"], key=Keys.OWN_CLASSES_ZIP,
+            help="At least 2 classes of at least 2 images each; a few dozen images per class fit in seconds.",
+        )
+        return ("", None) if upload is None else (upload.name, upload.getvalue())
+    added: dict[str, list[tuple[str, bytes]]] = st.session_state.setdefault(Keys.OWN_CLASSES_ADDED, {})
+    with st.form(Keys.OWN_CLASS_ADD, clear_on_submit=True, border=False):
+        left, right = st.columns([1, 2])
+        label = left.text_input("Class name", key=Keys.OWN_CLASS_NAME, placeholder="e.g. mug")
+        images = right.file_uploader("Its images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
+                                     key=Keys.OWN_CLASS_IMAGES)
+        if st.form_submit_button("Add this class", icon=":material/add:"):
+            label = label.strip()
+            if not label or "/" in label or label.startswith("."):
+                st.error("Name the class (letters, digits, spaces; no '/' and not starting with '.') before adding it.")
+            elif not images:
+                st.error(f"Drop some images of {label!r} before adding the class.")
+            else:
+                added.setdefault(label, []).extend((f.name, f.getvalue()) for f in images)
+    if not added:
+        return "", None
+    st.caption("Added so far: " + ", ".join(f"**{c}** ({len(files)} images)" for c, files in added.items()))
+    if st.button("Start over", key=Keys.OWN_CLASSES_CLEAR, icon=":material/delete:"):
+        st.session_state.pop(Keys.OWN_CLASSES_ADDED, None)
+        st.rerun()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label, files in added.items():
+            for i, (file_name, data) in enumerate(files):
+                archive.writestr(f"{label}/{i:04d}-{Path(file_name).name}", data)
+    return "your classes.zip", buffer.getvalue()
 
 
 def _retrained(sel: Selection, found: dict) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,17 @@ from torch import Tensor, nn
 
 from ..device import hardware
 from ..errors import DatasetError
+from ..inspect.attributions import Stopped
 from ..inspect.evaluation import LabelledImages
 from ..net.layers import HEADS
 from ..weights.card import LoadedModel
 from ..weights.overlay import HEAD_LAST_LAYERS, RETRAINED
-from .readout import Progress, fit_linear, record_pooled
+from .readout import fit_linear, record_pooled
 
 __all__ = ["RetrainResult", "head_inputs", "retrain_heads"]
 
 RECORDING = 0.9  # the share of the progress the recording pass takes; the three fits take the rest
+Progress = Callable[[float], "bool | None"]  # fraction done -> False to stop
 
 
 @dataclass
@@ -65,7 +68,8 @@ def retrain_heads(
 
     ``data`` (:func:`gnet.inspect.evaluation.class_folder`) names its own classes. Each class
     keeps ``held_out`` of its images aside (at least one), on which each head's accuracy is
-    reported. Raises :class:`DatasetError` for fewer than 2 classes or a class with fewer than 2 images.
+    reported. Raises :class:`DatasetError` for fewer than 2 classes or a class with fewer than 2 images,
+    and :class:`gnet.inspect.attributions.Stopped` when ``progress`` returns False (after a batch or a fit).
     """
     started = time.monotonic()
     counts = Counter(data.labels.tolist())
@@ -73,7 +77,10 @@ def retrain_heads(
         raise DatasetError(f"{data.name} holds {len(counts)} class: new heads need at least 2 classes.")
     fit, held = data.split(held_out, seed)  # refuses a class with fewer than 2 images
     total = len(fit) + len(held)
-    report = progress or (lambda _done: None)
+
+    def report(done: float) -> None:
+        if progress is not None and progress(done) is False:
+            raise Stopped(f"stopped at {done:.0%} of retraining the heads")
     points = head_inputs(loaded.net)
     classes = len(data.classes)
     layers: dict[str, Tensor] = {}

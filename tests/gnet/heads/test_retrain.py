@@ -117,3 +117,34 @@ def test_a_source_peels_its_overlays_from_the_right():
     assert split_overlay("bundled+aux=a.pt") == ("bundled", "aux", "a.pt")
     assert split_overlay("bundled") == ("bundled", None, None)
     assert split_source("imagenet+labels=l.pt+aux=a.pt") == ("imagenet", "a.pt")
+
+
+def test_a_fit_stops_when_its_progress_says_so(checkpoint, folder, tmp_path):
+    from gnet.inspect.attributions import Stopped
+
+    base = gnet.load(str(checkpoint), "cpu")
+    seen: list[float] = []
+
+    def progress(done: float) -> bool:
+        seen.append(done)
+        return done < 0.5
+
+    with pytest.raises(Stopped, match="stopped at"):
+        retrain_heads(base, class_folder(base, folder), progress=progress)
+    assert seen and seen[-1] >= 0.5 and max(seen) < 0.9  # stopped during the recording, before any fit
+
+
+def test_attributions_and_class_visualizations_follow_the_new_classes(checkpoint, folder, tmp_path):
+    from gnet.inspect.attributions import attribute
+    from gnet.inspect.features import visualize
+
+    _, _, path = _overlay(str(checkpoint), folder, tmp_path / "labels.pt")
+    stacked = gnet.load(with_overlay(str(checkpoint), path, "labels"), "cpu")
+    x = stacked.preprocess(class_folder(stacked, folder).picture(0))
+    for head in HEAD_LAST_LAYERS:
+        found = attribute(stacked, x, "saliency", head=head, target=2)
+        assert found.target_label == "red" and found.heatmap.shape == (64, 64)
+    shown = visualize(stacked, "aux1:green", steps=4)
+    assert shown.target.endswith("green")
+    with pytest.raises(gnet.GNetError, match="choose one of blue, green, red"):
+        visualize(stacked, "main:k3", steps=1)  # the base weights' class names are gone
