@@ -14,8 +14,9 @@ ORDER = 16
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="FOLDER",
-                   help="an image folder root/<class>/<image>, split 80/20 within each class (default: Fashion-MNIST's "
-                        "training split to fit, its test split to score; the bundled weights ship that curve)")
+                   help="an image folder root/<class>/<image> of any classes, split 80/20 within each class "
+                        "(default: Fashion-MNIST's training split to fit, its test split to score; the bundled "
+                        "weights ship that curve); the heads are scored when they know every class")
     options.add_weights(p)
     options.add_device(p)
     options.add_format(p, json_help="every probe and head as JSON", csv_help="the probes as CSV")
@@ -45,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
         mark = f"   {head} {curve.heads[head]:.2%}" if head else ""
         print(f"{score.point:<13}{score.accuracy:8.2%}{score.log_loss:10.3f}{score.train_accuracy:9.2%}{mark}")
     if not curve.heads:
-        print("\n(no trained heads shown: the set's classes are not these weights' own)", file=sys.stderr)
+        print("\n(no trained heads shown: the set has classes these weights do not know)", file=sys.stderr)
     return 0

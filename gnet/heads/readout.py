@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import DatasetError
 from ..guard import exclusive
-from ..inspect.evaluation import LabelledImages, batch_size_for, fashion_mnist, image_folder
+from ..inspect.evaluation import LabelledImages, batch_size_for, class_folder, fashion_mnist
 from ..inspect.probe import capture, capture_points
 from ..net.layers import HEADS, modules_read_by
 from ..storage import load_asset, stored_or_built
@@ -173,7 +173,7 @@ def _logits(x: Any, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
 class ProbeCurve:
     """One probe per capture point in depth order, and each trained head's accuracy on the same held-out images.
 
-    ``heads`` is empty when the set's classes are not the weights' own (the heads answer other questions).
+    ``heads`` is empty when the set has classes the weights do not know (the heads answer other questions).
     """
 
     scores: tuple[ProbeScore, ...]
@@ -292,18 +292,19 @@ def linear_probes(
             report(RECORDING + (1 - RECORDING) * (i + 1) / len(fit_x))
         del fit_x, test_x  # the memory maps close before their folder goes
     heads: dict[str, float] = {}
-    if list(test_data.classes) == list(loaded.classes):
-        truth = test_data.labels.numpy()
+    if set(test_data.classes) <= set(loaded.classes):  # the heads know every class: score them on the same images
+        to_weights = np.array([loaded.classes.index(c) for c in test_data.classes])
+        truth = to_weights[test_data.labels.numpy()]
         heads = {head: float((predicted[head] == truth).mean()) for head in HEADS}
     return ProbeCurve(tuple(scores), heads, fit_data.name, test_data.name, list(fit_data.classes))
 
 
 def probe_sets(loaded: LoadedModel, folder: Path | str | None = None) -> tuple[LabelledImages, LabelledImages]:
-    """The (fit, held-out) sets a probe curve uses: a labelled folder split 80/20 within each class, or,
-    without one, the Fashion-MNIST training and test splits. Raises :class:`DatasetError` for a bad
-    folder or a missing dataset."""
+    """The (fit, held-out) sets a probe curve uses: a labelled folder (classes of its own, or the weights')
+    split 80/20 within each class, or, without one, the Fashion-MNIST training and test splits. Raises
+    :class:`DatasetError` for a bad folder or a missing dataset."""
     if folder is not None:
-        return image_folder(loaded, folder).split(0.2)
+        return class_folder(loaded, folder).split(0.2)
     return fashion_mnist(loaded, "train"), fashion_mnist(loaded, "test")
 
 

@@ -188,3 +188,13 @@ def test_on_real_images_a_deep_probe_reads_more_than_the_first_layer():
     curve = linear_probes(loaded, fashion_mnist(loaded, "train", limit=600), fashion_mnist(loaded, "test", limit=300))
     assert curve.at("inception4d").accuracy > curve.at("conv1").accuracy + 0.05
     assert ProbeCurve.from_arrays(curve.to_arrays()) == curve
+
+
+def test_a_folder_of_classes_the_weights_do_not_know_gets_probes_but_no_heads(tiny_loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("GNET_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_colour_folder(tmp_path / "mine", classes=("blue", "green", "red"), per_class=5, size=(40, 40))
+    curve = probes(tiny_loaded, root)
+    assert curve.classes == ["blue", "green", "red"] and curve.heads == {}
+    assert {s.test_images for s in curve.scores} == {3}
+    # colour is all there is to these images: the first layer reads it
+    assert curve.at("conv1").accuracy == 1.0
