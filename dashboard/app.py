@@ -30,6 +30,7 @@ page = st.navigation(
         st.Page("routes/heads.py", title="Heads", icon=":material/compare_arrows:"),
         st.Page("routes/gradients.py", title="Gradients", icon=":material/trending_down:"),
         st.Page("routes/cost.py", title="Cost", icon=":material/calculate:"),
+        st.Page("routes/design.py", title="Design lab", icon=":material/science:"),
         st.Page("routes/attributions.py", title="Attributions", icon=":material/center_focus_strong:"),
     ]
 )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "CheckpointError": "errors",
     "DatasetError": "errors",
+    "DesignError": "errors",
     "DeviceError": "errors",
     "GNetError": "errors",
     "ImageError": "errors",
@@ -53,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "predict": "inspect.probe",
     "CostRow": "net.cost",
     "flops": "net.cost",
+    "Design": "net.design",
+    "compare_designs": "net.design",
     "paper_table": "net.table1",
     "table1_comparison": "net.table1",
     "totals": "net.cost",
@@ -102,6 +105,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .errors import (
         CheckpointError,
         DatasetError,
+        DesignError,
         DeviceError,
         GNetError,
         ImageError,
@@ -127,6 +131,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from .inspect.gradients import GradientResult, compare_variants, layer_gradients
     from .inspect.probe import analyze, predict
     from .net.cost import CostRow, flops, totals
+    from .net.design import Design, compare_designs
     from .net.layers import AUX_ATTACH, BRANCHES, HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, parse_channel
     from .net.losses import AUX_WEIGHT, head_losses
     from .net.model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig, HeadLogits, googlenet

@@ -13,7 +13,7 @@ import torch
 
 from .errors import DeviceError
 
-__all__ = ["DEVICE_ENV", "describe_device", "hardware", "memory_format", "resolve_device"]
+__all__ = ["DEVICE_ENV", "available_memory", "describe_device", "hardware", "memory_format", "resolve_device"]
 
 DEVICE_ENV = "GNET_DEVICE"
 
@@ -67,6 +67,21 @@ def memory_format(device: torch.device) -> torch.memory_format:
     convolution's output channels_last).
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device`` (None where it cannot be told): the GPU's free memory,
+    or the kernel's MemAvailable (Linux; psutil is not a dependency, /proc is enough)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
 
 
 def describe_device(device: torch.device) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "DatasetError",
+    "DesignError",
     "DeviceError",
     "GNetError",
     "ImageError",
@@ -48,3 +49,7 @@ class DeviceError(GNetError, ValueError):
 
 class TargetError(GNetError, ValueError):
     """A module, branch, channel, head or class that the network does not have."""
+
+
+class DesignError(GNetError, ValueError):
+    """A design-lab variant that cannot be built or measured as asked (size, option, memory)."""

@@ -23,3 +23,5 @@ SETS_KEPT = 2  # labelled image sets (the Fashion-MNIST test set: 10,000 28x28 i
 SET_TTL_S = 600  # a set is listed again after 10 minutes, so a folder the user fixed is seen
 LOGIT_SETS_KEPT = 4  # the heads' logits over a set: 3 x images x classes float32 (1.2 MB for the test set)
 SET_RESULTS_KEPT = 8  # comparisons, early-exit curves, galleries and their thumbnails (small), per weights and set
+DESIGNS_KEPT = 64  # the design lab's cost comparisons (a few dozen numbers per design)
+DESIGN_MEASURES_KEPT = 32  # the design lab's measured memory and latency (a table row per design)

@@ -52,6 +52,8 @@ def render(sel: Selection) -> None:
     st.caption("Click a column header to sort.")
     st.dataframe(rows, hide_index=True, height=320)
     download_csv(rows, "Per-layer cost (CSV)", f"googlenet_cost_{size}px.csv")
+    st.page_link("routes/design.py", label="What would the 1x1 reductions, the stem or global average pooling cost "
+                 "done otherwise? The Design lab builds those networks", icon=":material/science:")
     _paper()
 
 

@@ -123,6 +123,8 @@ def _explanations(stages, loaded, saving: tables.Bottleneck) -> None:
             "(weight 0.3) during training, to push useful gradient into the middle of a deep network. "
             "At test time the paper drops them; here they are kept so you can compare them (Heads page)."
         )
+    st.page_link("routes/design.py", label="Test these choices: flip the stem, the 1x1 bottlenecks, global average "
+                 "pooling or the aux heads in the Design lab", icon=":material/science:")
 
 
 def _bottleneck_text(saving: tables.Bottleneck) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_device", "add_format", "add_weights", "positive_int", "print_json", "progress_bar", "weights"]
+__all__ = ["add_design", "add_device", "add_format", "add_weights", "positive_int", "print_json", "progress_bar", "weights"]
 
 _WEIGHTS_HELP = "auto (default), bundled, imagenet, random, or a checkpoint file path"
 _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
@@ -32,6 +32,21 @@ def weights(args: argparse.Namespace) -> str:
 
     stacked = with_overlay(args.weights or "auto", getattr(args, "aux_overlay", None))
     return with_overlay(stacked, getattr(args, "labels_overlay", None), "labels")
+
+
+def add_design(p: argparse.ArgumentParser) -> None:
+    """The design lab's choices (:class:`gnet.net.model.GoogLeNetConfig`): ``--stem``, ``--no-reductions``,
+    ``--no-pool-proj``, ``--classifier``; each default is the paper's."""
+    from ..net.model import CLASSIFIERS, STEMS  # gnet.net.model imports torch; the choices are read at parse time
+
+    p.add_argument("--stem", choices=STEMS, default="paper",
+                   help="paper: 7x7/2 conv; 3x3: three 3x3 convs (32-32-64); vgg: VGG's full-resolution block")
+    p.add_argument("--no-reductions", dest="reductions", action="store_false",
+                   help="no 1x1 reduce before the 3x3 and 5x5 convolutions")
+    p.add_argument("--no-pool-proj", dest="pool_proj", action="store_false",
+                   help="no 1x1 projection after the pool branch (with --no-reductions: the paper's naive module)")
+    p.add_argument("--classifier", choices=CLASSIFIERS, default="gap",
+                   help="gap: global average pooling + linear (the paper's); fc: flatten + linear, AlexNet/VGG style")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

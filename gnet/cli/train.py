@@ -45,6 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=INIT_SCHEMES, default=d.init)
     p.add_argument("--dropout", type=float, default=None, help="main head (default 0.2 with batch norm, else 0.4)")
     p.add_argument("--dropout-aux", type=float, default=d.dropout_aux, help="auxiliary heads")
+    options.add_design(p)
     p.add_argument("--out-dir", default=None,
                    help=f"where last.pt, grad_log.jsonl, final.json go (default {d.out_dir}, or the --resume folder)")
     p.add_argument("--grad-log-every", type=int, default=d.grad_log_every, help="0 disables the gradient log")

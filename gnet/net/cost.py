@@ -43,7 +43,7 @@ import pandas as pd
 from torch import nn
 
 from .layers import BLOCKS, WEIGHT_LAYERS, Block
-from .model import ConvBlock, GoogLeNet, Inception, InceptionAux
+from .model import ConvBlock, GoogLeNet, Inception, InceptionAux, conv_output_size, pool_output_size
 
 __all__ = [
     "KINDS",
@@ -145,19 +145,6 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
-def _conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
-    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _pool_out(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
-    # PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input.
-    span = size + 2 * pad - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
 def _numel(shape: Shape) -> int:
     return math.prod(shape)
 
@@ -168,7 +155,7 @@ def _conv2d(m: nn.Conv2d, s: Shape) -> _Cost:
         out_hw = s[1:]
     else:
         ph, pw = (0, 0) if m.padding == "valid" else m.padding
-        out_hw = (_conv_out(s[1], kh, sh, ph, dh), _conv_out(s[2], kw, sw, pw, dw))
+        out_hw = (conv_output_size(s[1], kh, sh, ph, dh), conv_output_size(s[2], kw, sw, pw, dw))
     out = (m.out_channels, *out_hw)
     return _Cost("conv", out, macs=_numel(out) * (m.in_channels // m.groups) * kh * kw)
 
@@ -180,7 +167,7 @@ def _linear(m: nn.Linear, s: Shape) -> _Cost:
 def _window_pool(m: nn.MaxPool2d | nn.AvgPool2d, s: Shape) -> _Cost:
     (kh, kw), (sh, sw), (ph, pw) = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
     dh, dw = _pair(getattr(m, "dilation", 1))  # AvgPool2d has no dilation
-    out = (s[0], _pool_out(s[1], kh, sh, ph, dh, m.ceil_mode), _pool_out(s[2], kw, sw, pw, dw, m.ceil_mode))
+    out = (s[0], pool_output_size(s[1], kh, sh, ph, dh, m.ceil_mode), pool_output_size(s[2], kw, sw, pw, dw, m.ceil_mode))
     return _Cost("pool", out, other_ops=_numel(out) * kh * kw)
 
 
@@ -240,14 +227,15 @@ def _inception(walk: _Walk, name: str, module: Inception, s: Shape) -> Shape:
     channels = 0
     for branch, layer in module.branches.items():
         walk.branch = branch
-        convs = iter(p.name for p in WEIGHT_LAYERS if p.module == name and p.branch == branch)
+        names = [p.name for p in WEIGHT_LAYERS if p.module == name and p.branch == branch]
+        if branch == "pool_proj":
+            names.insert(0, f"{name}.{branch}.pool")
         out = s
-        for part in layer if isinstance(layer, nn.Sequential) else [layer]:
+        for part, part_name in zip(layer if isinstance(layer, nn.Sequential) else [layer], names, strict=True):
             if isinstance(part, ConvBlock):
-                conv = next(convs)
-                out = _conv_block(walk, part, conv, conv, out)
-            else:  # the pool_proj branch's max-pool
-                out = walk.add(part, f"{name}.{branch}.pool", out)
+                out = _conv_block(walk, part, part_name, part_name, out)
+            else:  # the pool branch's max-pool, or the Identity of a layer a design-lab variant drops
+                out = walk.add(part, part_name, out)
         channels += out[0]
     walk.branch = ""
     return (channels, *out[1:])
@@ -290,6 +278,12 @@ def flops(net: GoogLeNet, input_size: int = 224) -> list[CostRow]:
             _aux(walk, block.name, layer, s)  # a side branch: the main path's shape goes on unchanged
         elif isinstance(layer, ConvBlock):
             s = _conv_block(walk, layer, block.name, f"{block.name}.conv", s)
+        elif isinstance(layer, nn.Sequential):  # a design-lab stem: conv1.0, conv1.1, ... (gnet.net.model)
+            for i, part in enumerate(layer):
+                if isinstance(part, ConvBlock):
+                    s = _conv_block(walk, part, f"{block.name}.{i}", f"{block.name}.{i}.conv", s)
+                else:
+                    s = walk.add(part, f"{block.name}.{i}", s)
         else:
             if block.name == "dropout":
                 s = (_numel(s),)  # flatten after global average pooling

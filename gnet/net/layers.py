@@ -56,6 +56,7 @@ __all__ = [
     "modules_read_by",
     "parse_channel",
     "point",
+    "present_layers",
     "submodule",
     "submodules",
 ]
@@ -240,6 +241,14 @@ def module_channels(module: str) -> int:
 def submodule(net: nn.Module, name: str) -> nn.Module:
     """The module of ``net`` at point ``name`` (for a layer with weights, its Conv2d or Linear)."""
     return net.get_submodule(point(name).path)
+
+
+def present_layers(net: nn.Module) -> dict[str, nn.Module]:
+    """{name: Conv2d or Linear} for the :data:`WEIGHT_LAYERS` ``net`` has, in forward order: all of them in the
+    paper's design; a design-lab variant (:class:`gnet.net.model.GoogLeNetConfig`) lacks those it drops, and its
+    own stem's convolutions (``conv1.0.conv``, ...) have no name in this table."""
+    modules = dict(net.named_modules())
+    return {p.name: modules[p.path] for p in WEIGHT_LAYERS if p.path in modules}
 
 
 def submodules(net: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:

@@ -5,6 +5,12 @@ every convolution; its state dict loads torchvision's ``GoogLeNet_Weights`` keys
 unchanged) or the paper's net (Szegedy et al. 2014, arXiv:1409.4842: no batch norm,
 local response normalization after the stem, 40% dropout).
 
+The design lab's variants (:mod:`gnet.inspect.design`) flip the paper's design choices in the
+same class: the stem (``stem``), the 1x1 reductions (``reductions``), the pool branch's
+projection (``pool_proj``; both off is the paper's Figure 2a, the naive module) and global
+average pooling (``classifier="fc"``). With the paper's choices the state-dict keys are
+unchanged; a variant only leaves keys out or changes shapes.
+
 Unlike torchvision, the forward pass always returns all three heads, in eval mode
 too, so the auxiliary classifiers can be compared with the main one from a single
 pass. File order follows torchvision: outputs, network, blocks, builder.
@@ -13,6 +19,7 @@ pass. File order follows torchvision: outputs, network, blocks, builder.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import torch
@@ -26,9 +33,11 @@ __all__ = [
     "BRANCHES",
     "HEADS",
     "INCEPTION_MODULES",
+    "CLASSIFIERS",
     "INIT_SCHEMES",
     "MAX_INPUT_SIZE",
     "MIN_INPUT_SIZE",
+    "STEMS",
     "ConvBlock",
     "GoogLeNet",
     "GoogLeNetConfig",
@@ -37,11 +46,17 @@ __all__ = [
     "InceptionAux",
     "batch_statistics_defined",
     "check_input_size",
+    "conv_output_size",
     "googlenet",
+    "pool_output_size",
 ]
 
 InitScheme = Literal["trunc_normal", "xavier", "kaiming"]
 INIT_SCHEMES: tuple[str, ...] = ("trunc_normal", "xavier", "kaiming")
+Stem = Literal["paper", "3x3", "vgg"]
+STEMS: tuple[str, ...] = ("paper", "3x3", "vgg")
+Classifier = Literal["gap", "fc"]
+CLASSIFIERS: tuple[str, ...] = ("gap", "fc")
 # Below ~15 px a pooling layer's output is empty; 32 px leaves inception5b a 1x1 map, as the
 # paper's 224 px leaves it 7x7 (an overall stride of 32).
 MIN_INPUT_SIZE = 32
@@ -57,6 +72,23 @@ def check_input_size(size: int, option: str = "--input-size") -> None:
     """Raise :class:`GNetError` when ``size`` pixels per side is too small for GoogLeNet."""
     if size < MIN_INPUT_SIZE:
         raise GNetError(f"{option} {size} is too small: GoogLeNet needs at least {MIN_INPUT_SIZE} pixels.")
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> int:
+    """One side of a convolution's output (PyTorch's formula)."""
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_output_size(
+    size: int, kernel: int, stride: int, pad: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """One side of a pooling layer's output (PyTorch's ``pooling_output_shape``): with ``ceil_mode`` the
+    last window must start inside the input."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
 
 
 def batch_statistics_defined(batch_size: int, input_size: int) -> bool:
@@ -86,6 +118,36 @@ class GoogLeNetConfig:
     transform_input: bool = False  # torchvision's ImageNet weights expect True
     dropout: float | None = None  # main head; None = 0.2 with batch norm (torchvision), 0.4 without (paper)
     dropout_aux: float = 0.7  # both papers agree on 70%
+    # The design lab's choices (gnet.inspect.design); the defaults are the paper's.
+    stem: Stem = "paper"  # "paper" 7x7/2; "3x3": three 3x3 convs (32-32-64, first /2); "vgg": VGG's first block
+    reductions: bool = True  # False: the 3x3 and "5x5" convolutions read the module's input, no 1x1 reduce
+    pool_proj: bool = True  # False: the pool branch passes its input's channels through (widths grow)
+    classifier: Classifier = "gap"  # "gap": global average pooling + one linear layer; "fc": flatten + linear
+    fc_input_size: int | None = None  # with classifier="fc": the input side its flattened layer is sized for
+
+    def __post_init__(self) -> None:
+        problem = next((m for ok, m in (
+            (self.stem in STEMS, f"stem must be one of {', '.join(STEMS)}, got {self.stem!r}"),
+            (self.classifier in CLASSIFIERS, f"classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}"),
+            ((self.classifier == "fc") == (self.fc_input_size is not None),
+             'fc_input_size is given with classifier="fc", and only then'),
+        ) if not ok), None)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @property
+    def design_changes(self) -> list[str]:
+        """The design lab's choices that differ from the paper's, in words (empty for the paper's topology)."""
+        changes = [f"{self.stem} stem"] if self.stem != "paper" else []
+        changes += [] if self.reductions else ["no 1x1 reductions"]
+        changes += [] if self.pool_proj else ["no pool projection"]
+        changes += [f"fc classifier at {self.fc_input_size} px"] if self.classifier == "fc" else []
+        return changes
+
+    @property
+    def is_paper_design(self) -> bool:
+        """Whether the net has the paper's topology (Table 1), the one every inspection tool reads."""
+        return not self.design_changes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +168,7 @@ class GoogLeNet(nn.Module):
         def conv(cin: int, cout: int, k: int, **kw) -> ConvBlock:
             return ConvBlock(cin, cout, kernel_size=k, batch_norm=bn, **kw)
 
-        self.conv1 = conv(3, 64, 7, stride=2, padding=3)
+        self.conv1 = self._stem(conv)  # N x 64 x 112 x 112 at 224 px, whichever stem
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         # The paper normalizes with LRN after the first pooling and after conv3; torchvision's
         # batch-norm layout drops both. Identity keeps the forward code identical.
@@ -115,29 +177,68 @@ class GoogLeNet(nn.Module):
         self.conv3 = conv(64, 192, 3, padding=1)
         self.lrn2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75) if not bn else nn.Identity()
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        channels = 192  # conv3's output; without pool projections each module's input grows
         for name in ("inception3a", "inception3b"):
-            setattr(self, name, self._inception(name))
+            channels = self._inception(name, channels)
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         for name in ("inception4a", "inception4b", "inception4c", "inception4d", "inception4e"):
-            setattr(self, name, self._inception(name))
+            channels = self._inception(name, channels)
         # The paper pools 3x3/2 here; torchvision pools 2x2/2 (same 7x7 output at 224).
         self.maxpool4 = (
             nn.MaxPool2d(2, stride=2, ceil_mode=True) if bn else nn.MaxPool2d(3, stride=2, ceil_mode=True)
         )
         for name in ("inception5a", "inception5b"):
-            setattr(self, name, self._inception(name))
-        self.aux1 = InceptionAux(512, config.num_classes, batch_norm=bn, dropout=config.dropout_aux)
-        self.aux2 = InceptionAux(528, config.num_classes, batch_norm=bn, dropout=config.dropout_aux)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            channels = self._inception(name, channels)
+        aux_in = {aux: self.get_submodule(module).out_channels for aux, module in AUX_ATTACH.items()}
+        self.aux1 = InceptionAux(aux_in["aux1"], config.num_classes, batch_norm=bn, dropout=config.dropout_aux)
+        self.aux2 = InceptionAux(aux_in["aux2"], config.num_classes, batch_norm=bn, dropout=config.dropout_aux)
+        # AlexNet's and VGG's way, for the design lab: no pooling, the whole last map flattened into the
+        # classifier, whose size is then fixed by the input size.
+        gap = config.classifier == "gap"
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1)) if gap else nn.Identity()
         dropout = config.dropout if config.dropout is not None else (0.2 if bn else 0.4)
         self.dropout = nn.Dropout(p=dropout)
-        self.fc = nn.Linear(1024, config.num_classes)
+        features = channels if gap else channels * self.trunk_side(config.fc_input_size) ** 2
+        self.fc = nn.Linear(features, config.num_classes)
         self.reset_parameters(generator)
 
-    def _inception(self, name: str) -> Inception:
-        return Inception(
-            *INCEPTION_SPECS[name], batch_norm=self.config.batch_norm, branch5x5_kernel=self.config.branch5x5_kernel
+    def _stem(self, conv: Callable[..., ConvBlock]) -> nn.Module:
+        """The first block, 3 -> 64 channels at half the input's side.
+
+        ``"3x3"`` replaces the 7x7/2 convolution by three 3x3 ones (32, 32, 64 channels; the first
+        with stride 2, as Inception v3 does). ``"vgg"`` is VGG's first block, two 3x3/1 convolutions
+        of 64 at full resolution and a 2x2/2 max-pool (ceil mode, so that odd sides halve as the
+        paper's stride-2 convolution does); the paper's stem then goes on from its max-pool, so
+        every later shape is the paper's.
+        """
+        stem = self.config.stem
+        if stem == "paper":
+            return conv(3, 64, 7, stride=2, padding=3)
+        if stem == "3x3":
+            return nn.Sequential(conv(3, 32, 3, stride=2, padding=1), conv(32, 32, 3, padding=1), conv(32, 64, 3, padding=1))
+        return nn.Sequential(conv(3, 64, 3, padding=1), conv(64, 64, 3, padding=1), nn.MaxPool2d(2, stride=2, ceil_mode=True))
+
+    def _inception(self, name: str, in_channels: int) -> int:
+        """Build module ``name`` on ``in_channels`` channels; return its output channels."""
+        c = self.config
+        module = Inception(
+            in_channels, *INCEPTION_SPECS[name][1:], batch_norm=c.batch_norm, branch5x5_kernel=c.branch5x5_kernel,
+            reductions=c.reductions, pool_projection=c.pool_proj,
         )
+        setattr(self, name, module)
+        return module.out_channels
+
+    def trunk_side(self, input_size: int) -> int:
+        """The side of inception5b's map for a square input of ``input_size`` pixels (7 at 224)."""
+        side = input_size
+        for block in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "maxpool3", "maxpool4"):
+            for m in self.get_submodule(block).modules():
+                if isinstance(m, nn.Conv2d):
+                    side = conv_output_size(side, m.kernel_size[0], m.stride[0], m.padding[0], m.dilation[0])
+                elif isinstance(m, nn.MaxPool2d):
+                    k, st, pad = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding))
+                    side = pool_output_size(side, k, st, pad, 1, m.ceil_mode)
+        return side
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Initialise every convolution and linear layer with the configured scheme.
@@ -256,7 +357,10 @@ class Inception(nn.Module):
     Written here because torchvision's ``Inception`` hard-codes a 3x3 kernel in the
     "5x5" branch (pytorch/vision#906); this one takes the kernel as a parameter.
     Attribute names (``branch1``..``branch4``) match torchvision; :data:`BRANCHES`
-    gives their public names.
+    gives their public names. ``reductions=False`` drops the 1x1 convolutions before the 3x3
+    and "5x5" ones and ``pool_proj=False`` the projection after the pool (both: the paper's
+    Figure 2a); an ``Identity`` takes each dropped layer's place, so the kept layers' state-dict
+    keys do not move (``branch2.1`` stays the 3x3 convolution).
     """
 
     reads_training = False  # its forward never reads self.training (gnet.guard watches only modules that do)
@@ -273,23 +377,27 @@ class Inception(nn.Module):
         *,
         batch_norm: bool = True,
         branch5x5_kernel: int = 3,
+        reductions: bool = True,
+        pool_projection: bool = True,
     ) -> None:
         super().__init__()
         bn = batch_norm
+
+        def reduce(channels: int) -> nn.Module:
+            return ConvBlock(in_channels, channels, kernel_size=1, batch_norm=bn) if reductions else nn.Identity()
+
+        red3, red5 = (ch3x3red, ch5x5red) if reductions else (in_channels, in_channels)
         self.branch1 = ConvBlock(in_channels, ch1x1, kernel_size=1, batch_norm=bn)
-        self.branch2 = nn.Sequential(
-            ConvBlock(in_channels, ch3x3red, kernel_size=1, batch_norm=bn),
-            ConvBlock(ch3x3red, ch3x3, kernel_size=3, padding=1, batch_norm=bn),
-        )
+        self.branch2 = nn.Sequential(reduce(ch3x3red), ConvBlock(red3, ch3x3, kernel_size=3, padding=1, batch_norm=bn))
         k = branch5x5_kernel
         self.branch3 = nn.Sequential(
-            ConvBlock(in_channels, ch5x5red, kernel_size=1, batch_norm=bn),
-            ConvBlock(ch5x5red, ch5x5, kernel_size=k, padding=k // 2, batch_norm=bn),
+            reduce(ch5x5red), ConvBlock(red5, ch5x5, kernel_size=k, padding=k // 2, batch_norm=bn)
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            ConvBlock(in_channels, pool_proj, kernel_size=1, batch_norm=bn),
+            ConvBlock(in_channels, pool_proj, kernel_size=1, batch_norm=bn) if pool_projection else nn.Identity(),
         )
+        self.in_channels = in_channels
 
     @property
     def branches(self) -> dict[str, nn.Module]:
@@ -299,8 +407,15 @@ class Inception(nn.Module):
     @property
     def branch_channels(self) -> dict[str, int]:
         """Output channels of each branch, in concatenation order (they sum to the module's)."""
-        last_convs = (self.branch1.conv, self.branch2[1].conv, self.branch3[1].conv, self.branch4[1].conv)
-        return {public: conv.out_channels for public, conv in zip(BRANCHES, last_convs)}
+        proj = self.branch4[1]
+        last = (self.branch1.conv, self.branch2[1].conv, self.branch3[1].conv)
+        widths = [conv.out_channels for conv in last]
+        widths.append(proj.conv.out_channels if isinstance(proj, ConvBlock) else self.in_channels)
+        return dict(zip(BRANCHES, widths))
+
+    @property
+    def out_channels(self) -> int:
+        return sum(self.branch_channels.values())
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([branch(x) for branch in self.branches.values()], 1)
@@ -342,12 +457,19 @@ def googlenet(
     transform_input: bool = False,
     dropout: float | None = None,
     dropout_aux: float = 0.7,
+    stem: Stem = "paper",
+    reductions: bool = True,
+    pool_proj: bool = True,
+    classifier: Classifier = "gap",
+    fc_input_size: int | None = None,
     seed: int | None = None,
 ) -> GoogLeNet:
     """Build a GoogLeNet variant, randomly initialised (seeded when ``seed`` is given).
 
     ``batch_norm=True, branch5x5_kernel=3`` is torchvision's network;
     ``batch_norm=False, branch5x5_kernel=5, init="xavier"`` is closest to the paper's.
+    ``stem``, ``reductions``, ``pool_proj`` and ``classifier`` are the design lab's choices
+    (:class:`GoogLeNetConfig`); ``classifier="fc"`` needs ``fc_input_size``, the only input side it takes.
     """
     config = GoogLeNetConfig(
         num_classes=num_classes,
@@ -357,6 +479,11 @@ def googlenet(
         transform_input=transform_input,
         dropout=dropout,
         dropout_aux=dropout_aux,
+        stem=stem,
+        reductions=reductions,
+        pool_proj=pool_proj,
+        classifier=classifier,
+        fc_input_size=fc_input_size,
     )
     if seed is None:
         return GoogLeNet(config)

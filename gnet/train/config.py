@@ -12,7 +12,14 @@ from pathlib import Path
 
 from ..errors import DatasetError, GNetError
 from ..net.losses import AUX_WEIGHT
-from ..net.model import INIT_SCHEMES, SINGLE_IMAGE_MIN_SIZE, batch_statistics_defined, check_input_size
+from ..net.model import (
+    CLASSIFIERS,
+    INIT_SCHEMES,
+    SINGLE_IMAGE_MIN_SIZE,
+    STEMS,
+    batch_statistics_defined,
+    check_input_size,
+)
 
 __all__ = ["SCHEDULES", "TRAJECTORY_FIELDS", "TrainConfig"]
 
@@ -21,7 +28,7 @@ SCHEDULES = ("one-cycle", "paper")
 TRAJECTORY_FIELDS = (
     "data", "input_size", "epochs", "max_steps", "batch_size", "lr", "momentum", "weight_decay",
     "seed", "aux_weight", "aux", "batch_norm", "branch5x5_kernel", "init",
-    "schedule", "nesterov", "dropout", "dropout_aux",
+    "schedule", "nesterov", "dropout", "dropout_aux", "stem", "reductions", "pool_proj", "classifier",
 )
 
 
@@ -47,6 +54,10 @@ class TrainConfig:
     nesterov: bool = True  # Nesterov momentum, standard for SGD on convnets; the paper used plain momentum
     dropout: float | None = None  # main head; None: 0.2 with batch norm (torchvision), 0.4 without (the paper)
     dropout_aux: float = 0.7  # the auxiliary heads' dropout, the paper's 70%
+    stem: str = "paper"  # the design lab's choices (gnet.net.model.GoogLeNetConfig); the defaults are the paper's
+    reductions: bool = True
+    pool_proj: bool = True
+    classifier: str = "gap"  # "fc" sizes the classifier for input_size
     out_dir: str = "runs/train"  # last.pt, grad_log.jsonl and final.json go here
     grad_log_every: int = 50  # steps between gradient-log lines; 0 disables the log
     checkpoint_every: int = 200  # steps between mid-epoch checkpoints (plus every epoch end)
@@ -59,6 +70,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def design(self) -> dict:
+        """The design lab's keyword arguments of :func:`gnet.net.model.googlenet` for this run."""
+        return {
+            "stem": self.stem, "reductions": self.reductions, "pool_proj": self.pool_proj,
+            "classifier": self.classifier, "fc_input_size": self.input_size if self.classifier == "fc" else None,
+        }
 
     def validate(self) -> None:
         """Raise :class:`GNetError` (:class:`DatasetError` for ``data``) for the first setting a run cannot use.
@@ -84,6 +102,9 @@ class TrainConfig:
             (0 <= self.aux_weight < math.inf, f"--aux-weight must be 0 or more, got {self.aux_weight}."),
             (self.branch5x5_kernel in (3, 5), f"--branch5x5-kernel must be 3 or 5, got {self.branch5x5_kernel}."),
             (self.init in INIT_SCHEMES, f"--init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}."),
+            (self.stem in STEMS, f"--stem must be one of {', '.join(STEMS)}, got {self.stem!r}."),
+            (self.classifier in CLASSIFIERS,
+             f"--classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}."),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}."),
             (self.dropout is None or 0 <= self.dropout < 1, f"--dropout must lie in [0, 1), got {self.dropout}."),
             (0 <= self.dropout_aux < 1, f"--dropout-aux must lie in [0, 1), got {self.dropout_aux}."),

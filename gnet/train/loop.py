@@ -215,7 +215,8 @@ def _train(
     data.check(d, progress)
     steps_per_epoch = data.n_train // cfg.batch_size  # drop the last partial batch: batch norm needs > 1 image
     card = {**data.card(cfg.input_size), "classes": list(data.classes), "num_classes": len(data.classes),
-            "input_size": cfg.input_size, "heads_trained": {"main": True, "aux1": cfg.aux, "aux2": cfg.aux}}
+            "input_size": cfg.input_size, "heads_trained": {"main": True, "aux1": cfg.aux, "aux2": cfg.aux},
+            "design": cfg.design()}
     run = TrainRun(cfg, data.classes, steps_per_epoch, data.n_train, device, d, card)
     if resume is not None:
         ckpt = load_training_checkpoint(resume)

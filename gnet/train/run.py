@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import CheckpointError
 from ..guard import derive_seed, seeded
 from ..inspect.gradients import tensor_norms
-from ..net.layers import WEIGHT_LAYERS, submodule
+from ..net.layers import present_layers
 from ..net.losses import head_losses
 from ..net.model import HeadLogits, googlenet
 from ..weights.checkpoint import save_training_checkpoint
@@ -51,7 +51,7 @@ class TrainRun:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.net = googlenet(
             num_classes=len(classes), batch_norm=cfg.batch_norm, branch5x5_kernel=cfg.branch5x5_kernel,
-            init=cfg.init, seed=cfg.seed, dropout=cfg.dropout, dropout_aux=cfg.dropout_aux,
+            init=cfg.init, seed=cfg.seed, dropout=cfg.dropout, dropout_aux=cfg.dropout_aux, **cfg.design(),
         ).to(device, memory_format=torch.channels_last)
         # The forward goes through DDP when there are several processes; it averages the gradients.
         # Without aux losses the aux heads get no gradient, which DDP must be told about.
@@ -73,7 +73,7 @@ class TrainRun:
             )
         self.amp_dtype = _amp_dtype() if cfg.amp else None
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.layers = {p.name: submodule(self.net, p.name) for p in WEIGHT_LAYERS}
+        self.layers = present_layers(self.net)
         self.step = 0
         self.skipped: list[str] = []  # corrupt images this process replaced, by sentence
         self.first_step_done: float | None = None  # when this session's first step ended (throughput is timed after)

@@ -22,13 +22,26 @@ from ..inspect.gradients import COLUMNS, VARIANT_COLUMNS
 from ..storage import ASSETS_DIR
 from . import gradlog
 
-__all__ = ["RUNS_DIR", "RUNS_VERSION", "RecordedRuns", "load_runs"]
+__all__ = [
+    "DESIGN_RUNS_FILE",
+    "DESIGN_RUNS_VERSION",
+    "RUNS_DIR",
+    "RUNS_VERSION",
+    "DesignRuns",
+    "RecordedRuns",
+    "load_design_runs",
+    "load_runs",
+]
 
 RUNS_DIR = ASSETS_DIR / "runs"
 RUNS_VERSION = gradlog.VERSION  # the "v" of index.json, the same as every grad_log.jsonl line's
 COMPARISON_FILE = "compare_variants.csv"
 _COMPARISON_COLUMNS = (*VARIANT_COLUMNS, *COLUMNS)
 _INDEX_FIELDS = ("name", "file", "batch_norm", "aux", "init", "steps")
+# The design lab's training comparison (scripts/record_design_runs.py), one JSON file.
+DESIGN_RUNS_FILE = ASSETS_DIR / "design_runs.json"
+DESIGN_RUNS_VERSION = 1
+_DESIGN_RUN_FIELDS = ("name", "design", "curve", "steps", "test_accuracy", "time_per_step_s", "peak_rss_mb", "params")
 
 
 @dataclass(frozen=True)
@@ -49,12 +62,12 @@ class RecordedRuns:
     comparison: pd.DataFrame
 
 
-def _checked_version(record: Any, where: str) -> dict:
+def _checked_version(record: Any, where: str, version: int = RUNS_VERSION) -> dict:
     if not isinstance(record, dict):
         raise DatasetError(f"{where} is not a JSON object; restore it from the repository.")
-    if record.get("v") != RUNS_VERSION:
+    if record.get("v") != version:
         raise DatasetError(
-            f"{where} has format version {record.get('v')!r}; this gnet reads version {RUNS_VERSION}, "
+            f"{where} has format version {record.get('v')!r}; this gnet reads version {version}, "
             "so restore the file from the repository or update gnet."
         )
     return record
@@ -116,3 +129,44 @@ def load_runs(directory: Path | str = RUNS_DIR) -> RecordedRuns:
         losses=pd.concat(losses, ignore_index=True),
         comparison=_read_comparison(directory),
     )
+
+
+@dataclass(frozen=True)
+class DesignRuns:
+    """``assets/design_runs.json`` as tidy tables.
+
+    - ``summary``: one row per design: name, steps, accuracy_main / _aux1 / _aux2 (on ``eval_images``
+      test images), time_per_step_s, peak_rss_mb, params, wall_time_s, command;
+    - ``curves``: run, step, train_wall_s, head, accuracy (every ``--eval-every`` steps).
+    """
+
+    summary: pd.DataFrame
+    curves: pd.DataFrame
+    batch_size: int
+    input_size: int
+
+
+def load_design_runs(path: Path | str = DESIGN_RUNS_FILE) -> DesignRuns:
+    """Read the design lab's recorded training runs; :class:`DatasetError` names a missing or damaged file."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path} cannot be read ({e}); restore it from the repository.") from None
+    body = _checked_version(body, str(path), DESIGN_RUNS_VERSION)
+    runs = body.get("runs")
+    if not isinstance(runs, list) or not runs or not all(
+        isinstance(r, dict) and all(k in r for k in _DESIGN_RUN_FIELDS) for r in runs
+    ):
+        raise DatasetError(f"{path} lists no complete run; restore it from the repository.")
+    summary = pd.DataFrame([
+        {**{k: r[k] for k in _DESIGN_RUN_FIELDS if k not in ("design", "curve", "test_accuracy")},
+         **{f"accuracy_{h}": a for h, a in r["test_accuracy"].items()},
+         "eval_images": r.get("eval_images"), "wall_time_s": r.get("wall_time_s"), "command": r.get("command", "")}
+        for r in runs
+    ])
+    curves = pd.DataFrame([
+        {"run": r["name"], "step": point["step"], "train_wall_s": point["train_wall_s"], "head": h, "accuracy": a}
+        for r in runs for point in r["curve"] for h, a in point["accuracy"].items()
+    ])
+    return DesignRuns(summary=summary, curves=curves, batch_size=body.get("batch_size"), input_size=body.get("input_size"))

@@ -20,7 +20,15 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, WeightsNotFoundError
-from ..net.model import INIT_SCHEMES, GoogLeNet, GoogLeNetConfig
+from ..net.model import (
+    CLASSIFIERS,
+    INIT_SCHEMES,
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+    STEMS,
+    GoogLeNet,
+    GoogLeNetConfig,
+)
 from ..storage import torch_save
 
 __all__ = [
@@ -120,7 +128,7 @@ def _infer_config(sd: Mapping[str, Tensor], name: str) -> GoogLeNetConfig:
 
 def _checked_config(raw: Any, sd: Mapping[str, Tensor], name: str) -> GoogLeNetConfig:
     """A checkpoint's ``config`` entry, every field checked against bounds and the file's tensors."""
-    if "conv1.conv.weight" not in sd:
+    if "conv1.conv.weight" not in sd and "conv1.0.conv.weight" not in sd:  # the paper's stem, or a design-lab stem
         raise _not_googlenet(sd, name)
     problem = None
     if not isinstance(raw, Mapping):
@@ -140,6 +148,15 @@ def _checked_config(raw: Any, sd: Mapping[str, Tensor], name: str) -> GoogLeNetC
             (isinstance(config["transform_input"], bool), f"transform_input {config['transform_input']!r}"),
             (p is None or (isinstance(p, (int, float)) and 0 <= p < 1), f"dropout {p!r}"),
             (isinstance(p_aux, (int, float)) and 0 <= p_aux < 1, f"dropout_aux {p_aux!r}"),
+            (config["stem"] in STEMS, f"stem {config['stem']!r} (one of {', '.join(STEMS)})"),
+            (isinstance(config["reductions"], bool), f"reductions {config['reductions']!r}"),
+            (isinstance(config["pool_proj"], bool), f"pool_proj {config['pool_proj']!r}"),
+            (config["classifier"] in CLASSIFIERS, f"classifier {config['classifier']!r} (one of {', '.join(CLASSIFIERS)})"),
+            ((config["classifier"] == "fc") == (config["fc_input_size"] is not None)
+             and (config["fc_input_size"] is None or type(config["fc_input_size"]) is int
+                  and MIN_INPUT_SIZE <= config["fc_input_size"] <= MAX_INPUT_SIZE),
+             f"fc_input_size {config['fc_input_size']!r} with classifier {config['classifier']!r} "
+             f"(an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} with \"fc\", else none)"),
         ]
         problem = next((message for ok, message in checks if not ok), None)
     if problem is not None:

@@ -203,6 +203,12 @@ def _load_path(path: str, label: str | None = None) -> tuple[GoogLeNet, ModelCar
     name = repr(shown)
 
     def check(meta: dict, config: GoogLeNetConfig) -> None:
+        if not config.is_paper_design:
+            raise CheckpointError(
+                f"{name} is a design-lab variant ({', '.join(config.design_changes)}), while the explorer's pages read "
+                "the paper's layout of Table 1: compare it with `python -m gnet design`, or load it in a script with "
+                "gnet.load_checkpoint."
+            )
         if "card" in meta:
             _check_card(meta["card"], config.num_classes, name)
         classes = meta.get("classes")

@@ -17,6 +17,7 @@ PAGES = {
     "Heads": "All sample images",
     "Gradients": "With aux / without aux, per layer",
     "Cost": "The paper's Table 1, side by side",
+    "Design lab": "Does the cheaper design also learn as well?",
     "Attributions": "Press Compute",
 }
 

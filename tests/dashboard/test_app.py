@@ -31,6 +31,7 @@ PAGES = {  # route -> the title the page shows
     "heads": "Heads: aux1, aux2 and main",
     "gradients": "Gradients",
     "cost": "Cost",
+    "design": "Design lab",
     "attributions": "Attributions",
 }
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+import gnet
 from gnet.cli import main as gnet_main
 from gnet.errors import CheckpointError, DatasetError, GNetError
 from gnet.net.layers import HEADS, WEIGHT_LAYERS
@@ -24,7 +25,7 @@ from gnet.net.model import HeadLogits, googlenet
 from gnet.train import gradlog
 from gnet.train.config import TrainConfig
 from gnet.train.loop import train
-from gnet.weights.checkpoint import load_training_checkpoint
+from gnet.weights.checkpoint import load_checkpoint, load_training_checkpoint
 from gnet.weights.export import export_bundled, export_samples
 from tests.conftest import write_fake_fashion_mnist
 
@@ -274,3 +275,22 @@ def test_trim_grad_log_drops_a_half_written_line(tmp_path: Path) -> None:
     log.write_text(lines[0] + "\n" + "not json\n" + lines[2] + "\n")
     gradlog.trim(log, 5)
     assert log.read_text() == lines[0] + "\n" + lines[2] + "\n"
+
+
+def test_a_design_lab_variant_trains_and_reloads_as_that_variant(fake_fmnist: Path, tmp_path: Path) -> None:
+    cfg = tiny(tmp_path, max_steps=1, stem="vgg", reductions=False, pool_proj=False, classifier="fc")
+    result = train(cfg, progress=False)
+    saved = load_training_checkpoint(result["checkpoint"])
+    net, meta = load_checkpoint(result["checkpoint"])
+    assert (net.config.stem, net.config.reductions, net.config.pool_proj) == ("vgg", False, False)
+    assert (net.config.classifier, net.config.fc_input_size) == ("fc", 32)
+    assert meta["card"]["design"] == cfg.design()
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, saved["state_dict"][key].float()), key
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        again, _ = load_checkpoint(result["checkpoint"])
+        assert torch.equal(net.eval()(x).main, again.eval()(x).main)
+    # The explorer's pages read the paper's layout, so its loader names the variant and says where to go.
+    with pytest.raises(CheckpointError, match=r"is a design-lab variant \(vgg stem, no 1x1 reductions"):
+        gnet.load(result["checkpoint"], "cpu")

@@ -52,6 +52,14 @@ def _crafted(tmp: Path, net) -> dict[str, tuple[Path, str]]:
             _save(tmp / "config_fc.pt", {"config": {**config, "num_classes": 7}, "state_dict": sd}),
             "num_classes 7 while the file's fc layer has 10 rows",
         ),
+        "unknown stem in config": (
+            _save(tmp / "stem.pt", {"config": {**config, "stem": "huge"}, "state_dict": sd}),
+            "has a model config that cannot be used: stem 'huge' (one of paper, 3x3, vgg)",
+        ),
+        "fc classifier without its size": (
+            _save(tmp / "fc_size.pt", {"config": {**config, "classifier": "fc"}, "state_dict": sd}),
+            "fc_input_size None with classifier 'fc' (an integer from 32 to 512 with \"fc\", else none)",
+        ),
         "huge input size in card": (
             _save(tmp / "huge_input.pt", {"config": config, "state_dict": sd, "card": {**CARD, "input_size": 10**6}}),
             "has a model card that does not fit its weights: input_size 1000000 (an integer from 32 to 512 is needed)",
