@@ -11,8 +11,9 @@ Rows (the ratio's denominator is the floor: what the path cannot beat):
 - layout: the eval forward of the net as gnet.load leaves it (channels_last on a CPU) / the same
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
-  forward + backward of the combined loss; then one vmapped backward over the three losses
-  (is_grads_batched) / layer_gradients' three passes, with the largest difference between them;
+  forward + backward of the combined loss; then with its table built row by row (before issue 25)
+  / from its template (now); then one vmapped backward over the three losses (is_grads_batched)
+  / layer_gradients' three passes, with the largest difference between them;
 - Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former path (a
   fixed internal batch of 4, contiguous weights) / today's (the memory-budgeted batch, all
   steps at once when they fit, the net as loaded); then batching alone; with the
@@ -29,6 +30,7 @@ import copy
 import statistics
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ import gnet
 from gnet.data.samples import sample_images
 from gnet.guard import seeded
 from gnet.inspect.attributions import integrated_gradients
+from gnet.inspect import gradients
 from gnet.inspect.gradients import layer_gradients
 from gnet.inspect.probe import capture, capture_points
 from gnet.net.layers import HEADS, WEIGHT_LAYERS, submodules
@@ -131,6 +134,13 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients / plain forward+backward (batch 8, 64 px)", lambda: layer_gradients(net, xb, yb), plain,
           repeats, device)
+
+    def rows_built_one_by_one() -> None:  # how layer_gradients built its table before issue 25
+        with mock.patch.object(gradients, "_tidy", gradients._tidy_rows):
+            layer_gradients(net, xb, yb)
+
+    ratio("layer_gradients: table built row by row / from its template", rows_built_one_by_one,
+          lambda: layer_gradients(net, xb, yb), repeats, device)
     _backward_choices(net, xb, yb, device, repeats)
 
 

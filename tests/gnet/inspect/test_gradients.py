@@ -233,3 +233,16 @@ def test_tiny_gradients_keep_their_digits():
     assert norms[0] == float(tiny.double().norm())  # exact, not float32's 3.13e-21
     assert norms[1] == 0.0
     assert norms[2] == pytest.approx(float(usual.double().norm()), rel=1e-6)
+
+
+def test_tidy_table_equals_the_row_by_row_definition_and_leaves_its_template_alone():
+    from gnet.inspect.gradients import _tidy, _tidy_rows
+
+    g = torch.Generator().manual_seed(3)
+    n = 2 * len(WEIGHT_LAYERS)
+    norms = {loss: torch.rand(n, generator=g, dtype=torch.float64).tolist() for loss in LOSSES}
+    first = _tidy(norms)
+    pd.testing.assert_frame_equal(first, _tidy_rows(norms))
+    first.loc[0, "norm"] = -1.0  # a caller editing its table
+    first["layer"] = "edited"
+    pd.testing.assert_frame_equal(_tidy(norms), _tidy_rows(norms))
