@@ -28,8 +28,8 @@ _MODE_FREE = (
     nn.modules.conv._ConvNd, nn.Linear, nn.Identity, nn.Flatten, nn.ReLU, nn.LocalResponseNorm, nn.Sequential,
     nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
 )
-# Per model, read once (gnet's models never change structure after they are built): every module,
-# and the ones whose mode matters (the root, batch norm, dropout: 63 of GoogLeNet's 303). Reading
+# Per model, read once (gnet's models never change structure after they are built): every submodule,
+# and the ones whose mode matters (batch norm, dropout: 62 of GoogLeNet's 302). Reading
 # 303 flags twice cost ~0.4 ms of an analysis after the forward had evicted them from the caches.
 _MODULES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]] = (
     weakref.WeakKeyDictionary()
@@ -41,11 +41,13 @@ def _modules(net: nn.Module) -> tuple[tuple[nn.Module, ...], tuple[nn.Module, ..
     """All of ``net``'s modules, and the ones whose ``training`` flag changes what they compute (with the root)."""
     found = _MODULES.get(net)
     if found is None:
-        every = tuple(net.modules())
-        watched = tuple(m for m in every if m is net or not (isinstance(m, _MODE_FREE) or
-                                                             getattr(m, "reads_training", True) is False))
-        found = _MODULES[net] = (every, watched)
-    return found
+        # Without ``net`` itself: a value that held its key would keep the model alive for ever.
+        below = tuple(m for m in net.modules() if m is not net)
+        watched = tuple(m for m in below if not (isinstance(m, _MODE_FREE) or
+                                                 getattr(m, "reads_training", True) is False))
+        found = _MODULES[net] = (below, watched)
+    below, watched = found
+    return (net, *below), (net, *watched)
 
 # Dropout masks and captum's noise come from torch's global RNG, which every thread shares.
 # Code that seeds it for reproducibility holds this lock, so two sessions cannot reseed each other.
@@ -59,9 +61,17 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     Holds a process-wide lock for the block: keep it short (one forward pass, not a whole run).
     Always take a model's :func:`exclusive` first, then this, never the other way round.
     """
-    devices = [device] if device is not None and device.type == "cuda" else []
-    with _RNG_LOCK, torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    cuda = device is not None and device.type == "cuda"
+    with _RNG_LOCK, torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        # Only the generators a forward on ``device`` draws from. torch.manual_seed also queues a
+        # seed for every accelerator type torch knows (CUDA, XPU, MTIA), each lazy call formatting
+        # a stack trace: ~0.8 ms per call here without any, more than once per training image.
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        elif device is not None and device.type == "mps":
+            torch.mps.manual_seed(seed)
         yield
 
 

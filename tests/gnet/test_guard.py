@@ -1,5 +1,7 @@
+import gc
 import threading
 import time
+import weakref
 
 import torch
 from torch import nn
@@ -78,3 +80,13 @@ def test_seeded_blocks_are_not_interleaved_across_threads():
     for t in threads:
         t.join()
     assert all(torch.equal(results[0], r) for r in results.values())
+
+
+def test_a_model_held_once_can_still_be_freed():
+    net = googlenet(num_classes=10, seed=0)
+    with exclusive(net, training=True):
+        pass
+    gone = weakref.ref(net)
+    del net
+    gc.collect()
+    assert gone() is None  # the guard's per-model cache must not keep its key alive
