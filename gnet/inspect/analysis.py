@@ -215,7 +215,9 @@ def _top_channels(sums: np.ndarray) -> np.ndarray:
     bits = (sums + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0
     ascending = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # int32 order == float order (IEEE 754, no NaN)
     keys = ((~ascending).astype(np.int64) + (1 << 31)) << _INDEX_BITS | _KEY_BASE
-    keys.sort()
+    # The keys are unique, so any sort gives the same order. They already ascend branch by branch, and
+    # timsort ("stable") finds those runs: 19 us against quicksort's 48 (warm), 0.06 against 0.12 ms in analyze.
+    keys.sort(kind="stable")
     return keys[_TOP_SLOTS] & ((1 << _INDEX_BITS) - 1)
 
 
