@@ -4,7 +4,8 @@
         [--rows analyze,taps,layout,gradients,ig]
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
-- analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward;
+- analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward; then
+  the medians of its phases (the forward, and what follows it);
 - taps: the eval forward handing the probe's 14 points to a dict (how analyze reads them) / a
   bare forward; then the forward with capture()'s 14 forward hooks, registered and removed (how
   analyze read them before) / the forward with taps;
@@ -12,8 +13,9 @@ Rows (the ratio's denominator is the floor: what the path cannot beat):
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
   forward + backward of the combined loss; then with its table built row by row (before issue 25)
-  / from its template (now); then one vmapped backward over the three losses (is_grads_batched)
-  / layer_gradients' three passes, with the largest difference between them;
+  / from its template (now); then layer_gradients' forward and three backward passes alone (what
+  it cannot skip: one gradient per loss) / the plain forward + backward; then one vmapped backward
+  over the three losses (is_grads_batched) / those three passes, with the largest difference between them;
 - Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former path (a
   fixed internal batch of 4, contiguous weights) / today's (the memory-budgeted batch, all
   steps at once when they fit, the net as loaded); then batching alone; with the
@@ -109,8 +111,7 @@ def main() -> None:
                 net(x)
 
         if "analyze" in rows:
-            ratio(f"analyze / bare forward ({label})", lambda loaded=loaded, x=x: gnet.analyze(loaded, x), bare,
-                  args.repeats, device)
+            _analyze(loaded, x, label, bare, device, args.repeats)
         if "taps" in rows:
             _taps(loaded, x, label, bare, device, args.repeats)
         if "layout" in rows:
@@ -120,6 +121,29 @@ def main() -> None:
         _gradients(device, args.repeats)
     if "ig" in rows:
         _integrated_gradients(bundled, device, args.repeats)
+
+
+def _analyze(loaded, x: torch.Tensor, label: str, bare: Callable[[], None], device: torch.device, repeats: int) -> None:
+    """The analyze row, then where its time went: analyze's own phases (its ``timing_ms``), medians per thread count."""
+    phases: dict[int, list[dict[str, float]]] = {}
+
+    def run() -> None:  # timed whole by ratio(): freeing the result included, as the floor frees its output
+        start = time.perf_counter()
+        analysis = gnet.analyze(loaded, x)
+        returned = time.perf_counter()
+        timing = analysis.timing_ms
+        del analysis  # the captured activations: ~10 MB at 224 px
+        freed = time.perf_counter()
+        phases.setdefault(torch.get_num_threads(), []).append(
+            {**timing, "result": (returned - start) * 1e3 - timing["total"], "free": (freed - returned) * 1e3})
+
+    ratio(f"analyze / bare forward ({label})", run, bare, repeats, device)
+    for threads in THREADS:
+        med = {k: statistics.median(p[k] for p in phases[threads]) for k in phases[threads][0]}
+        print(f"{'':4}[{threads} thread{'s' if threads > 1 else ''}] forward {med['forward']:.2f} ms; after it: "
+              f"statistics {med['statistics']:.3f} ms, building the result {med['result']:.3f} ms, "
+              f"freeing it {med['free']:.3f} ms; before it: lock and input {med['preprocess'] + med['wait']:.3f} ms",
+              flush=True)
 
 
 def _gradients(device: torch.device, repeats: int) -> None:
@@ -141,10 +165,11 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients: table built row by row / from its template", rows_built_one_by_one,
           lambda: layer_gradients(net, xb, yb), repeats, device)
-    _backward_choices(net, xb, yb, device, repeats)
+    _backward_choices(net, xb, yb, plain, device, repeats)
 
 
-def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, device, repeats: int) -> None:
+def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, plain: Callable[[], None], device,
+                      repeats: int) -> None:
     """layer_gradients' three backward passes (main, aux1, aux2) against one vmapped pass over the three losses.
 
     Both differentiate the same seeded forward (batch norm's batch statistics, dropout masks drawn
@@ -170,6 +195,8 @@ def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, 
                                   for h in HEADS]
         return run
 
+    ratio("the forward and three backward passes alone / plain forward+backward", backward(False), plain, repeats,
+          device)
     ratio("vmapped backward (is_grads_batched) / three backward passes", backward(True), backward(False),
           max(5, repeats // 3), device)
     worst = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
