@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ratios import interleaved, ratio, report
+from ratios import interleaved, ratio, report, sync
 
 import gnet
 from gnet.inspect.evaluation import batch_size_for, fashion_mnist_test
@@ -38,8 +38,7 @@ def main() -> None:
         with torch.inference_mode():
             for x, _, _ in data.batches(batch):
                 net(x.to(loaded.device))
-        if loaded.device.type == "cuda":
-            torch.cuda.synchronize(loaded.device)
+        sync(loaded.device)
 
     def index() -> None:
         build_index(loaded, data, batch_size=batch)

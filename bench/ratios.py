@@ -39,8 +39,7 @@ def ratio(times: Mapping[str, list[float]], top: str, base: str) -> float:
 
 
 def sync(device) -> None:
-    """Wait for a CUDA device's queued work, so that a timing covers it (a no-op elsewhere)."""
-    if device.type == "cuda":
-        import torch
+    """Wait for the device's queued work, so that a timing covers it (gnet.device.synchronize)."""
+    from gnet.device import synchronize
 
-        torch.cuda.synchronize(device)
+    synchronize(device)

@@ -69,6 +69,15 @@ def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA, MPS), so that a timing covers it; on a CPU ops finish
+    before they return, and this does nothing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new tensors on ``device`` (None where it cannot be told): the GPU's free memory,
     or the kernel's MemAvailable (Linux; psutil is not a dependency, /proc is enough)."""

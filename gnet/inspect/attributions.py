@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 from torch import Tensor, nn
 
+from ..device import synchronize
 from ..guard import exclusive, seeded
 from ..net.layers import HEADS, modules_read_by, parse_channel, submodule
 from ..net.model import GoogLeNet
@@ -137,8 +138,7 @@ def time_forward_backward(net: GoogLeNet, x: Tensor, *, batch: int = 8, repeats:
             start = time.perf_counter()
             out = _head_forward(net, "main")(inputs)  # as the attributions run it
             (grad,) = torch.autograd.grad(out[:, 0].sum(), inputs)
-            if grad.device.type == "cuda":
-                torch.cuda.synchronize(grad.device)
+            synchronize(grad.device)
             best = min(best, time.perf_counter() - start)
     return best / batch
 

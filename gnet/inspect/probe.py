@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..data.images import load_image
 from ..data.preprocess import denormalize
+from ..device import synchronize
 from ..guard import exclusive
 from ..net.layers import BRANCHES, HEADS, INCEPTION_MODULES, STEM_POINTS, ChannelTarget, branch_channels, submodule
 from ..net.model import GoogLeNet
@@ -188,8 +189,7 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
     with exclusive(net, training=False), torch.inference_mode():
         t1 = time.perf_counter()  # after the lock: waiting for another session is not forward time
         out = net(x, taps=store)  # the points of capture_points(net), stored by the forward itself: no hooks
-        if loaded.device.type == "cuda":
-            torch.cuda.synchronize(loaded.device)
+        synchronize(loaded.device)
         t2 = time.perf_counter()
         names = list(store)
         stats = channel_stats([store[name] for name in INCEPTION_MODULES])

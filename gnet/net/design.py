@@ -19,6 +19,7 @@ discuss, is the Gradients page's (:mod:`gnet.inspect.gradients`).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..device import available_memory, memory_format, resolve_device
+from ..device import available_memory, memory_format, resolve_device, synchronize
 from ..errors import DesignError
 from .cost import CostRow, flops, layer_cost, totals
 from .layers import HEADS
@@ -219,15 +220,8 @@ def cost_of(design: Design, *, input_size: int = 224, num_classes: int = 1000) -
 def estimate_training_bytes(cost: DesignCost, batch_size: int) -> int:
     """An upper bound of one training step's memory, before anything is allocated: the weights and their
     gradients, and every layer's output and its gradient for ``batch_size`` images, in float32."""
-    outputs = sum(_numel(r.out_shape) for r in cost.rows if cost.design.aux or r.module not in ("aux1", "aux2"))
+    outputs = sum(math.prod(r.out_shape) for r in cost.rows if cost.design.aux or r.module not in ("aux1", "aux2"))
     return 4 * 2 * (cost.params + batch_size * outputs)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _refuse_if_too_large(cost: DesignCost, batch_size: int, device: torch.device) -> None:
@@ -321,18 +315,11 @@ class Latency:
         return asdict(self)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from ..storage import ASSETS_DIR
-from .cost import CostRow, Shape, _numel, flops
+from .cost import CostRow, Shape, flops
 from .model import GoogLeNet, GoogLeNetConfig
 
 __all__ = [
@@ -59,7 +59,7 @@ def _paper_size(shape: Shape) -> str:
 
 def _weights(row: CostRow) -> int:
     """Weights of a conv or linear row (no bias): its MACs per output position."""
-    return row.macs // _numel(row.out_shape[1:])
+    return row.macs // math.prod(row.out_shape[1:])
 
 
 def _rows_for(paper_type: str, paper_name: str, rows: list[CostRow]) -> list[CostRow]:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..data.fashion_mnist import GrayImageDataset
 from ..data.folders import StreamedFolder
-from ..device import hardware, resolve_device
+from ..device import hardware, resolve_device, synchronize
 from ..errors import CheckpointError, DatasetError, GNetError
 from ..guard import exclusive
 from ..net.layers import HEADS
@@ -203,8 +203,7 @@ def _run_epoch(
 
 
 def _synced_time(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.monotonic()
 
 

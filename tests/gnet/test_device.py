@@ -1,7 +1,9 @@
+from unittest import mock
+
 import pytest
 import torch
 
-from gnet.device import describe_device, resolve_device
+from gnet.device import describe_device, resolve_device, synchronize
 from gnet.errors import DeviceError
 
 
@@ -38,3 +40,13 @@ def test_unavailable_devices_are_user_errors(monkeypatch):
 
 def test_describe_cpu():
     assert describe_device(torch.device("cpu")).startswith("cpu")
+
+
+def test_synchronize_waits_for_the_accelerator_it_is_given_only():
+    with mock.patch("torch.cuda.synchronize") as cuda, mock.patch("torch.mps.synchronize") as mps:
+        synchronize(torch.device("cpu"))
+        assert not cuda.called and not mps.called
+        synchronize(torch.device("cuda", 1))
+        cuda.assert_called_once_with(torch.device("cuda", 1))
+        synchronize(torch.device("mps"))
+        mps.assert_called_once_with()
