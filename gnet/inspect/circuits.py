@@ -156,7 +156,7 @@ def _embed(kernel: Tensor, size: int) -> Tensor:
 def expanded_weights(inception: nn.Module) -> Tensor:
     """C_out x C_in x K x K: the linearized weight from each input channel to each output channel's pre-activation.
 
-    ``inception`` is an :class:`gnet.net.model.Inception`; K its largest kernel, each branch's kernel
+    ``inception`` is an :class:`gnet.net.blocks.Inception`; K its largest kernel, each branch's kernel
     centred in it. Computed from the weights (see the module docstring); no forward, no gradient.
     """
     size = _kernel_size(inception)

@@ -42,8 +42,9 @@ from dataclasses import asdict, dataclass, field, fields
 import pandas as pd
 from torch import nn
 
+from .blocks import ConvBlock, Inception, InceptionAux
 from .layers import BLOCKS, WEIGHT_LAYERS, Block
-from .model import ConvBlock, GoogLeNet, Inception, InceptionAux, conv_output_size, pool_output_size
+from .model import GoogLeNet, conv_output_size, pool_output_size
 
 __all__ = [
     "KINDS",

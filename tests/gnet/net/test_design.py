@@ -9,6 +9,7 @@ from torchvision.models import googlenet as tv_googlenet
 
 from gnet.errors import DesignError
 from gnet.net import design as lab
+from gnet.net.design import measured
 from gnet.net.cost import flops, totals
 from gnet.net.design import CHOICES, PAPER, Design
 from gnet.net.model import GoogLeNet, googlenet
@@ -169,8 +170,8 @@ def test_bad_designs_are_one_sentence(design, size, fragment):
 
 
 def test_a_design_too_large_for_memory_is_refused_before_it_allocates(monkeypatch):
-    monkeypatch.setattr(lab, "available_memory", lambda device: 2**20)
-    monkeypatch.setattr(lab, "_built", lambda *a: pytest.fail("a net was built"))
+    monkeypatch.setattr(measured, "available_memory", lambda device: 2**20)
+    monkeypatch.setattr(measured, "_built", lambda *a: pytest.fail("a net was built"))
     with pytest.raises(DesignError, match=r"needs up to [\d.]+ GiB .* has 0.0 GiB free"):
         lab.measure_latency([Design(reductions=False)], input_size=224, batch_sizes=(32,))
 
