@@ -45,7 +45,7 @@ from ..guard import exclusive, seeded
 from ..net.layers import HEADS, WEIGHT_LAYERS, submodules
 from ..net.losses import AUX_WEIGHT, LOSSES, head_losses
 from ..net.model import INIT_SCHEMES, GoogLeNet, googlenet
-from .probe import capture
+from .probe import capture, capture_inputs
 
 __all__ = [
     "COLUMNS",
@@ -163,39 +163,103 @@ def tensor_norms(tensors: Sequence[Tensor | None]) -> list[float]:
     return [0.0 if t is None else next(exact) for t in tensors]
 
 
-def _norms_per_loss(losses: Mapping[str, Tensor], tensors: Sequence[Tensor]) -> dict[str, list[float]]:
+# The backward passes run aux1, aux2, then main. A gradient is kept only while a later pass may add to
+# it, and main, last, reaches the most layers alone (inception4e to fc): with main first, its gradients
+# of those layers stayed alive through both aux passes, and the passes allocated around them.
+_PASS_ORDER: tuple[str, ...] = ("aux1", "aux2", "main")
+
+
+def _norms_per_loss(
+    losses: Mapping[str, Tensor], tensors: Sequence[Tensor], grams: Mapping[int, tuple[int, Tensor]] | None = None,
+) -> dict[str, list[float]]:
     """{loss: [norm of d loss / d tensor]} for the three heads, plus the combined loss by linearity.
 
     The combined gradient is summed only where two heads reach a tensor (the trunk below
-    inception4d). Where one head alone does (the top of the net, each aux head's own layers), the
-    combined norm is that head's norm times its weight: neither a copy nor a second pass over the
-    largest weights. These are memory-bound passes; each one saved is ~1% of the whole.
+    inception4d), in place into the first head's gradient and scaled so that its coefficient is 1
+    (no copy): combined = w_first x (g_first + sum of w_h / w_first x g_h). Where one head alone
+    reaches a tensor (the top of the net, each aux head's own layers), the combined norm is that
+    head's norm times its weight: neither a copy nor a second pass over the largest weights.
+
+    ``grams`` maps the index of a linear layer's weight in ``tensors`` to (the index of its output,
+    its input): that weight is not differentiated, its norm comes from :func:`_linear_weight_norm`.
     """
+    grams = grams or {}
+    asked = [k for k in range(len(tensors)) if k not in grams]
+    targets = [tensors[k] for k in asked]
+    with torch.no_grad():
+        inputs_gram = {k: _gram(x) for k, (_, x) in grams.items()}
     norms: dict[str, list[float]] = {}
-    combined: list[Tensor | None] = [None] * len(tensors)
-    alone: list[tuple[str, float] | None] = [None] * len(tensors)  # (head, weight) of a lone contributor
-    for i, head in enumerate(HEADS):
-        last = i == len(HEADS) - 1
-        grads = torch.autograd.grad(losses[head], tensors, retain_graph=not last, allow_unused=True)
+    first: list[tuple[str, float] | None] = [None] * len(tensors)  # (head, weight) of the first to reach it
+    summed: list[Tensor | None] = [None] * len(tensors)  # the sum, where a second head reached it
+    kept: list[Tensor | None] = [None] * len(tensors)  # the first head's gradient, while a later one may add
+    for i, head in enumerate(_PASS_ORDER):
+        last = i == len(_PASS_ORDER) - 1
+        grads: list[Tensor | None] = [None] * len(tensors)
+        for k, g in zip(asked, torch.autograd.grad(losses[head], targets, retain_graph=not last, allow_unused=True)):
+            grads[k] = g
         norms[head] = tensor_norms(grads)
         weight = 1.0 if head == "main" else AUX_WEIGHT
         with torch.no_grad():
+            for k, (out, _) in grams.items():  # before the sums below add into the first head's gradients
+                norms[head][k] = _linear_weight_norm(inputs_gram[k], grads[out])
+            adds: dict[float, tuple[list[Tensor], list[Tensor]]] = {}  # alpha -> (sums, gradients)
             for j, g in enumerate(grads):
                 if g is None:
                     continue
-                if combined[j] is None:
-                    combined[j], alone[j] = g, (head, weight)
-                elif alone[j] is not None:  # a second head: the sum starts here, owned by this function
-                    _, w = alone[j]
-                    combined[j] = combined[j] if w == 1.0 else combined[j] * w
-                    alone[j] = None
-            # Fused in place: one call, not one per tensor.
-            shared = [j for j, g in enumerate(grads) if g is not None and alone[j] is None and combined[j] is not g]
-            if shared:
-                torch._foreach_add_([combined[j] for j in shared], [grads[j] for j in shared], alpha=weight)
-    summed = tensor_norms([c if a is None else None for c, a in zip(combined, alone)])
-    norms["combined"] = [s if a is None else norms[a[0]][j] * a[1] for j, (s, a) in enumerate(zip(summed, alone))]
+                if first[j] is None:
+                    first[j] = (head, weight)
+                    kept[j] = None if last else g
+                    continue
+                if summed[j] is None:
+                    summed[j], kept[j] = kept[j], None
+                into, added = adds.setdefault(weight / first[j][1], ([], []))
+                into.append(summed[j])
+                added.append(g)
+            for alpha, (into, added) in adds.items():  # fused in place: one call per weight ratio, not per tensor
+                torch._foreach_add_(into, added, alpha=alpha)
+    kept.clear()
+    sums = tensor_norms(summed)
+    norms["combined"] = [
+        0.0 if f is None else (f[1] * sums[j] if s is not None else f[1] * norms[f[0]][j])
+        for j, (f, s) in enumerate(zip(first, summed))
+    ]
+    with torch.no_grad():
+        for k, (out, _) in grams.items():
+            f = first[out]
+            if f is not None:
+                norms["combined"][k] = f[1] * (norms[f[0]][k] if summed[out] is None
+                                               else _linear_weight_norm(inputs_gram[k], summed[out]))
     return norms
+
+
+# A linear layer's weight gradient is G^T X for its input X (rows x in) and output gradient G (rows x out).
+# Its norm needs neither that in x out matrix nor the pass that writes it: ||G^T X||^2 = <G G^T, X X^T>,
+# two rows x rows Gram matrices (Goodfellow 2015, arXiv:1510.01799, the per-example "ghost" norm
+# used batch-wide). It pays while rows (in + out) stays well under in x out: each aux head's 2048 x
+# 1024 fc1 at a small batch, where forming the 8 MB gradient and reading it back cost ~1.5 ms per pass.
+_GRAM_MARGIN = 8
+
+
+def _gram_pays(layer: nn.Module, x: Tensor) -> bool:
+    """Whether ``layer``'s weight-gradient norm is cheaper from Gram matrices, given its input ``x``."""
+    if not isinstance(layer, nn.Linear):
+        return False
+    rows = x.numel() // layer.in_features
+    return rows * (layer.in_features + layer.out_features) * _GRAM_MARGIN < layer.in_features * layer.out_features
+
+
+def _gram(x: Tensor) -> Tensor:
+    """X X^T in float64, X's rows being its last dimension's vectors."""
+    x64 = x.reshape(-1, x.shape[-1]).double()
+    return x64 @ x64.T
+
+
+def _linear_weight_norm(inputs_gram: Tensor, grad_output: Tensor | None) -> float:
+    """||G^T X||_F from X X^T (:func:`_gram`) and the output gradient G; 0 for None (a loss that does not reach it)."""
+    if grad_output is None:
+        return 0.0
+    squared = (_gram(grad_output) * inputs_gram).sum()
+    return float(squared.clamp_min(0.0).sqrt())
 
 
 def _tidy_rows(norms: Mapping[str, Sequence[float]]) -> pd.DataFrame:
@@ -264,15 +328,19 @@ def layer_gradients(
             for m in net.modules():
                 if isinstance(m, nn.Dropout):
                     m.eval()  # exclusive() restores every submodule's mode on exit
-        with capture(net, points, detach=False) as outputs:
+        linear = {name: m for name, m in points.items() if isinstance(m, nn.Linear)}
+        with capture(net, points, detach=False) as outputs, capture_inputs(net, linear) as inputs:
             out = net(x)
         missing = [name for name in points if name not in outputs]
         if missing:
             raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
         y = out.main.detach().argmax(1) if targets is None else targets.to(device)
         losses = head_losses(out, y)
-        tensors = [m.weight for m in points.values()] + [outputs[name] for name in points]
-        norms = _norms_per_loss(losses, tensors)
+        names = list(points)
+        tensors = [m.weight for m in points.values()] + [outputs[name] for name in names]
+        grams = {i: (len(names) + i, inputs[name]) for i, name in enumerate(names)
+                 if name in linear and _gram_pays(linear[name], inputs[name])}
+        norms = _norms_per_loss(losses, tensors, grams)
     loss_values = {head: float(losses[head].detach()) for head in HEADS}
     loss_values["combined"] = float(losses["total"].detach())
     variant = {

@@ -10,7 +10,7 @@ many sessions and threads at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "STEM_POINTS",
     "analyze",
     "capture",
+    "capture_inputs",
     "capture_points",
     "every_branch_knocked_out",
     "forward_to",
@@ -56,7 +57,6 @@ def capture(net: nn.Module, points: dict[str, nn.Module], *, detach: bool = True
     Hooks are removed on exit, even when the forward raised.
     """
     store: dict[str, Tensor] = {}
-    handles = []
 
     def hook_for(name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
@@ -64,10 +64,37 @@ def capture(net: nn.Module, points: dict[str, nn.Module], *, detach: bool = True
 
         return hook
 
+    with _hooked(points, hook_for):
+        yield store
+
+
+@contextmanager
+def capture_inputs(net: nn.Module, points: dict[str, nn.Module]) -> Iterator[dict[str, Tensor]]:
+    """Record the first input of each of ``points`` (detached) during forwards run inside the block.
+
+    Like :func:`capture`, for what a layer read rather than what it wrote: the caller holds the
+    model; the hooks are removed on exit, even when the forward raised.
+    """
+    store: dict[str, Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
+            store[name] = inputs[0].detach()
+
+        return hook
+
+    with _hooked(points, hook_for):
+        yield store
+
+
+@contextmanager
+def _hooked(points: dict[str, nn.Module], hook_for: Callable[[str], Callable[..., None]]) -> Iterator[None]:
+    """``hook_for(name)`` as each point's forward hook inside the block, removed on exit even on error."""
+    handles = []
     try:
         for name, module in points.items():
             handles.append(module.register_forward_hook(hook_for(name)))
-        yield store
+        yield
     finally:
         for handle in handles:
             handle.remove()

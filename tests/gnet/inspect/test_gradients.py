@@ -11,7 +11,16 @@ import torch.nn.functional as F
 
 from gnet.cli import main as cli_main
 from gnet.data.fashion_mnist import fashion_mnist_dir
-from gnet.inspect.gradients import COLUMNS, LOSSES, VARIANT_COLUMNS, aux_ratio, compare_variants, layer_gradients
+from gnet.inspect.gradients import (
+    COLUMNS,
+    LOSSES,
+    VARIANT_COLUMNS,
+    _gram_pays,
+    _norms_per_loss,
+    aux_ratio,
+    compare_variants,
+    layer_gradients,
+)
 from gnet.inspect.probe import capture
 from gnet.net.layers import WEIGHT_LAYERS, point, submodule
 from gnet.net.losses import AUX_WEIGHT, head_losses
@@ -246,3 +255,22 @@ def test_tidy_table_equals_the_row_by_row_definition_and_leaves_its_template_alo
     first.loc[0, "norm"] = -1.0  # a caller editing its table
     first["layer"] = "edited"
     pd.testing.assert_frame_equal(_tidy(norms), _tidy_rows(norms))
+
+
+def test_linear_weight_norms_from_gram_matrices_equal_the_gradients_norms():
+    """A linear layer reached by all three heads (so the combined norm is a sum's, not a rescaled one's)."""
+    g = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(256, 128)
+    x = torch.randn(4, 256, generator=g)
+    assert _gram_pays(layer, x) and not _gram_pays(torch.nn.Linear(256, 3), x)
+
+    def norms(gram: bool) -> dict[str, list[float]]:
+        y = layer(x)
+        losses = {h: (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(i))).sum()
+                  for i, h in enumerate(("main", "aux1", "aux2"))}
+        return _norms_per_loss(losses, [layer.weight, y], {0: (1, x)} if gram else None)
+
+    direct, from_gram = norms(False), norms(True)
+    for loss in LOSSES:
+        assert from_gram[loss][0] == pytest.approx(direct[loss][0], rel=1e-6), loss
+        assert from_gram[loss][1] == direct[loss][1]  # the output's norm is untouched
