@@ -7,6 +7,7 @@ module outputs and logits into per-branch and per-head results, in a few batched
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +197,8 @@ _BRANCH_WIDTHS = np.array([branch_channels(p.module, p.branch) for p in BRANCH_P
 _BRANCH_STARTS = np.cumsum(np.concatenate(([0], _BRANCH_WIDTHS[:-1])))  # in the concatenation of all modules
 _BRANCH_OFFSETS = (_BRANCH_STARTS - np.repeat(_BRANCH_STARTS[:: len(BRANCHES)], len(BRANCHES))).tolist()  # in its module
 _KEEP = np.minimum(_BRANCH_WIDTHS, TOP_CHANNELS).tolist()
+_WIDTHS = _BRANCH_WIDTHS.tolist()
+_TINY = np.finfo(np.float64).tiny
 _CHANNEL_BRANCH = np.repeat(np.arange(len(_BRANCH_WIDTHS)), _BRANCH_WIDTHS)  # each channel's branch
 # Ranking every branch's channels in one sort: each channel gets an int64 key that orders by
 # branch, then by mean activation (descending), then by channel (so ties keep channel order).
@@ -206,7 +209,7 @@ _KEY_BASE = (_CHANNEL_BRANCH.astype(np.int64) << (32 + _INDEX_BITS)) | _CHANNEL_
 _TOP_SLOTS = np.minimum(_BRANCH_STARTS[:, None] + np.arange(TOP_CHANNELS), _BRANCH_WIDTHS.sum() - 1)
 
 
-def _top_channels(sums: np.ndarray) -> np.ndarray:
+def _top_channels(sums: np.ndarray, kind: str = "quicksort") -> np.ndarray:
     """Branches x TOP_CHANNELS: each branch's channels (index within the branch) by descending ``sums``.
 
     ``sums`` are float32, one per channel in concatenation order. Slots past a narrow branch's
@@ -215,10 +218,24 @@ def _top_channels(sums: np.ndarray) -> np.ndarray:
     bits = (sums + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0
     ascending = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # int32 order == float order (IEEE 754, no NaN)
     keys = ((~ascending).astype(np.int64) + (1 << 31)) << _INDEX_BITS | _KEY_BASE
-    # The keys are unique, so any sort gives the same order. They already ascend branch by branch, and
-    # timsort ("stable") finds those runs: 19 us against quicksort's 48 (warm), 0.06 against 0.12 ms in analyze.
-    keys.sort(kind="stable")
+    # The keys are unique, so any ``kind`` of sort gives the same order. Timed in a loop, timsort
+    # ("stable") looked fastest, but a loop re-sorting the same keys trains the branch predictor. Timed
+    # after a forward, as analyze runs it, numpy's quicksort (vectorised, nearly branch-free where the
+    # CPU has AVX2 or AVX-512) beats it: bench/bench_speed.py's "ranking after a forward" row.
+    keys.sort(kind=kind)
     return keys[_TOP_SLOTS] & ((1 << _INDEX_BITS) - 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _branch_counts(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For modules whose outputs have ``sizes`` (H x W, one per module), per branch: H x W as a column,
+    the branch's element count, and the unbiased variance's factor count / (count - 1).
+
+    Constants of the input size (one per size the app or a script uses), so not recomputed per analysis.
+    """
+    hw = np.repeat(np.array(sizes, dtype=np.float64), len(BRANCHES))
+    counts = _BRANCH_WIDTHS * hw
+    return hw[:, None], counts, counts / np.maximum(counts - 1, 1)
 
 
 def module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, ModuleResult]:
@@ -227,29 +244,30 @@ def module_results(acts: dict[str, Tensor], stats: np.ndarray) -> dict[str, Modu
     ``acts`` holds the modules' outputs as captured (1 x C x H x W, on the CPU).
 
     All 36 branches at once, as array arithmetic; only the result objects are built one by one.
+    Written for few array operations: after a forward pass each costs several microseconds
+    (cold caches and predictors), whatever its size.
     """
-    widths = _BRANCH_WIDTHS
+    shapes = [acts[m].shape for m in INCEPTION_MODULES]
+    hw, counts, unbiased = _branch_counts(tuple(s[-1] * s[-2] for s in shapes))
     ranked = _top_channels(stats[0])
-    stats = stats.astype(np.float64)
-    hw = np.repeat(np.array([acts[m].shape[-1] * acts[m].shape[-2] for m in INCEPTION_MODULES]), len(BRANCHES))
-    sums, energies, nonzeros = np.add.reduceat(stats, _BRANCH_STARTS, axis=1)  # one value per branch
-    counts = widths * hw
+    sums, energies, nonzeros = np.add.reduceat(stats, _BRANCH_STARTS, axis=1, dtype=np.float64)  # per branch
     means = sums / counts
-    stds = np.sqrt(np.maximum(energies / counts - means**2, 0.0) * counts / np.maximum(counts - 1, 1))  # unbiased
-    module_energy = np.repeat(energies.reshape(-1, len(BRANCHES)).sum(1), len(BRANCHES))
-    shares = np.divide(energies, module_energy, out=np.zeros_like(energies), where=module_energy > 0)
-    top_means = stats[0][_BRANCH_STARTS[:, None] + ranked] / hw[:, None]
-    columns = zip(BRANCH_POINTS, _BRANCH_OFFSETS, _BRANCH_WIDTHS.tolist(), means.tolist(), stds.tolist(),
-                  (1.0 - nonzeros / counts).tolist(), energies.tolist(), shares.tolist(), ranked.tolist(),
-                  top_means.tolist(), _KEEP)
+    stds = np.sqrt(np.maximum(energies / counts - means * means, 0.0) * unbiased)
+    per_module = energies.reshape(-1, len(BRANCHES))
+    # A module whose branches are all dead has energy 0 and shares 0 (0 / tiny): no division by zero.
+    shares = per_module / np.maximum(per_module.sum(1, keepdims=True), _TINY)
+    top_means = (stats[0][_BRANCH_STARTS[:, None] + ranked] / hw).tolist()  # float32 / float64: float64
+    rows = np.stack((means, stds, 1.0 - nonzeros / counts, energies, shares.reshape(-1))).T.tolist()
     results: dict[str, dict[str, BranchResult]] = {m: {} for m in INCEPTION_MODULES}
-    for point, offset, width, mean, std, zeros, energy, share, top, top_mean, keep in columns:
+    for point, offset, width, (mean, std, zeros, energy, share), top, top_mean, keep in zip(
+        BRANCH_POINTS, _BRANCH_OFFSETS, _WIDTHS, rows, ranked.tolist(), top_means, _KEEP
+    ):
         results[point.module][point.branch] = BranchResult(
             name=point.branch, module_output=acts[point.module], offset=offset, channels=width, mean=mean, std=std,
             zero_fraction=zeros, energy=energy, energy_share=share, top_channels=top[:keep],
             top_channel_means=top_mean[:keep],
         )
-    return {m: ModuleResult(m, tuple(acts[m].shape[1:]), branches) for m, branches in results.items()}
+    return {m: ModuleResult(m, tuple(shape[1:]), results[m]) for m, shape in zip(INCEPTION_MODULES, shapes)}
 
 
 _HEAD_ROWS = np.arange(len(HEADS))[:, None]

@@ -182,3 +182,25 @@ def test_top_channels_rank_like_a_stable_sort_with_ties_and_signs():
     for b, (start, width) in enumerate(zip(_BRANCH_STARTS, _BRANCH_WIDTHS)):
         want = np.argsort(-sums[start : start + width].astype(np.float64), kind="stable")[: _KEEP[b]]
         assert ranked[b, : _KEEP[b]].tolist() == want.tolist(), b
+
+
+def test_a_dead_module_has_zero_shares_and_statistics(tiny_loaded):
+    """A module whose every channel is zero (all branches dead) gets shares of 0, not a division by zero."""
+    import warnings
+
+    from gnet.inspect.analysis import channel_stats, module_results
+
+    a = gnet.analyze(tiny_loaded, _image(31))
+    acts = {m: next(iter(r.branches.values())).module_output.clone() for m, r in a.modules.items()}
+    acts["inception4b"].zero_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value in divide" would be one
+        got = module_results(acts, channel_stats([acts[m] for m in INCEPTION_MODULES]).numpy())
+    dead = got["inception4b"].branches.values()
+    assert [(r.energy_share, r.mean, r.std, r.zero_fraction) for r in dead] == [(0.0, 0.0, 0.0, 1.0)] * len(BRANCHES)
+    live = got["inception4a"].branches.values()
+    assert sum(r.energy_share for r in live) == pytest.approx(1.0)
+    for m in INCEPTION_MODULES:
+        if m != "inception4b":
+            for b in BRANCHES:
+                assert got[m].branches[b].energy_share == pytest.approx(a.modules[m].branches[b].energy_share, rel=1e-6)
