@@ -105,18 +105,13 @@ def colour_transform(
 
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """A 3 x H x W normalized tensor back to an H x W x 3 float image in [0, 1], for display."""
-    # In numpy: a few small array ops, where torch's per-op dispatch cost more than the arithmetic.
-    # x is often H x W x C in memory (torchvision converts a PIL image by permuting it). There, a
-    # per-channel multiply loops over 3 channels innermost: 0.85 ms at 224 px, against 0.09 ms in
-    # C x H x W memory. So each row of pixels is scaled by the channels' pattern repeated along it.
-    image = x.detach().cpu().float().permute(1, 2, 0).numpy()  # H x W x C, a view
-    h, w, c = image.shape
+    # One fused multiply-add in torch. analyze calls this right after a forward pass, when torch's code
+    # is warm in the caches and numpy's is not: the former numpy version (six array operations) took
+    # 150 to 270 us there at 64 to 224 px, this 100 to 175 (bench/bench_speed.py's "building the result"
+    # phase). torch's iterator follows x's memory layout, so an H x W x C tensor (torchvision converts
+    # a PIL image by permuting it) costs no more than a C x H x W one.
+    x = x.detach().cpu().float()
+    c = x.shape[0]
     # One value for every channel, or one per channel.
-    scale, shift = (np.broadcast_to(np.asarray(v, image.dtype), (c,)) for v in (std, mean))
-    if image.flags.c_contiguous:
-        out = image.reshape(h, w * c) * np.tile(scale, w)
-        out += np.tile(shift, w)
-        return np.clip(out, 0, 1, out=out).reshape(h, w, c)
-    out = image.transpose(2, 0, 1) * scale.reshape(-1, 1, 1)  # a new array, C x H x W
-    out += shift.reshape(-1, 1, 1)
-    return np.clip(out, 0, 1, out=out).transpose(1, 2, 0)
+    scale, shift = (torch.tensor(v, dtype=x.dtype).expand(c).view(c, 1, 1) for v in (std, mean))
+    return torch.addcmul(shift, x, scale).clamp_(0, 1).permute(1, 2, 0).numpy()
