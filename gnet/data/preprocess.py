@@ -105,11 +105,12 @@ def colour_transform(
 
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """A 3 x H x W normalized tensor back to an H x W x 3 float image in [0, 1], for display."""
-    # One fused multiply-add in torch. analyze calls this right after a forward pass, when torch's code
-    # is warm in the caches and numpy's is not: the former numpy version (six array operations) took
-    # 150 to 270 us there at 64 to 224 px, this 100 to 175 (bench/bench_speed.py's "building the result"
-    # phase). torch's iterator follows x's memory layout, so an H x W x C tensor (torchvision converts
-    # a PIL image by permuting it) costs no more than a C x H x W one.
+    # One fused multiply-add in torch. Timed right after a bare forward pass, the former numpy version
+    # (six array operations) took 150 to 270 us at 64 to 224 px and this 100 to 175; inside analyze,
+    # after its numpy statistics, bench/bench_speed.py's "building the result" phase showed no change
+    # beyond noise (0.12 to 0.13 ms). Kept for being one operation in any layout: torch's iterator
+    # follows x's memory, so an H x W x C tensor (torchvision converts a PIL image by permuting it)
+    # needs no special case, which the numpy version did (0.85 ms at 224 px without it).
     x = x.detach().cpu().float()
     c = x.shape[0]
     # One value for every channel, or one per channel.
