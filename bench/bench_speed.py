@@ -14,9 +14,12 @@ Rows (the ratio's denominator is the floor: what the path cannot beat):
   net with contiguous weights (not a floor: the choice of gnet.device.memory_format);
 - layer_gradients (4 losses, weight and activation norms), batch of 8 at 64 px: / one plain
   forward + backward of the combined loss; then with its table built row by row (before issue 25)
-  / from its template (now); then layer_gradients' forward and three backward passes alone (what
-  it cannot skip: one gradient per loss) / the plain forward + backward; then one vmapped backward
-  over the three losses (is_grads_batched) / those three passes, with the largest difference between them;
+  / from its template (now); with batch norm's running statistics copied and restored (before
+  issue 25) / left untracked (now); with Gram-matrix weight norms for linear layers only / for
+  convolutions too (now: inception5a/5b's); then a forward and three backward passes alone, every
+  weight differentiated (one gradient per loss) / the plain forward + backward; then one vmapped
+  backward over the three losses (is_grads_batched) / those three passes, with the largest
+  difference between them;
 - Integrated Gradients + NoiseTunnel (16 steps x 4 samples, 64 px): the app's former path (a
   fixed internal batch of 4, contiguous weights) / today's (the memory-budgeted batch, all
   steps at once when they fit, the net as loaded); then batching alone; with the
@@ -29,6 +32,7 @@ which is what the app, the CLI and a script use), the counts also taking turns i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import time
@@ -201,7 +205,36 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients: table built row by row / from its template", rows_built_one_by_one,
           lambda: layer_gradients(net, xb, yb), repeats, device)
+
+    def running_stats_copied() -> None:  # how layer_gradients kept batch norm's statistics before issue 25
+        with mock.patch.object(gradients, "_running_stats_kept", _buffers_copied):
+            layer_gradients(net, xb, yb)
+
+    ratio("layer_gradients: running statistics copied back / left untracked", running_stats_copied,
+          lambda: layer_gradients(net, xb, yb), repeats, device)
+    routed = gradients._patch_width
+
+    def linear_grams_only() -> None:  # before issue 25 took convolutions the Gram route too
+        with mock.patch.object(gradients, "_patch_width",
+                               lambda layer: routed(layer) if isinstance(layer, torch.nn.Linear) else None):
+            layer_gradients(net, xb, yb)
+
+    ratio("layer_gradients: Gram norms for linear layers only / convolutions too", linear_grams_only,
+          lambda: layer_gradients(net, xb, yb), repeats, device)
     _backward_choices(net, xb, yb, plain, device, repeats)
+
+
+@contextlib.contextmanager
+def _buffers_copied(net: torch.nn.Module):
+    """layer_gradients' former guard of the running statistics: every buffer copied, then copied back."""
+    buffers = list(net.buffers())
+    with torch.no_grad():
+        saved = torch._foreach_mul(buffers, 1)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(buffers, saved)
 
 
 def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, plain: Callable[[], None], device,
@@ -231,7 +264,7 @@ def _backward_choices(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, 
                                   for h in HEADS]
         return run
 
-    ratio("the forward and three backward passes alone / plain forward+backward", backward(False), plain, repeats,
+    ratio("forward, three backward passes, all weights / plain forward+backward", backward(False), plain, repeats,
           device)
     ratio("vmapped backward (is_grads_batched) / three backward passes", backward(True), backward(False),
           max(5, repeats // 3), device)

@@ -22,7 +22,7 @@ Conventions, pinned by tests/gnet/inspect/test_gradients.py:
   with the batch's statistics and dropout is active. Dropout draws its masks from a
   seeded generator (``seed``), so a call is reproducible and leaves the caller's RNG
   alone; ``dropout=False`` switches it off. Batch norm's running statistics, which a
-  training-mode forward would update, are restored afterwards: the model is unchanged.
+  training-mode forward would update, are left alone: the model is unchanged.
   Eval mode suits trained nets only: at initialisation the running statistics are still
   (mean 0, variance 1), so in eval mode batch norm is nearly the identity and a fresh net
   with batch norm shows the same vanishing gradients as one without.
@@ -45,7 +45,7 @@ from ..guard import exclusive, seeded
 from ..net.layers import HEADS, WEIGHT_LAYERS, submodules
 from ..net.losses import AUX_WEIGHT, LOSSES, head_losses
 from ..net.model import INIT_SCHEMES, GoogLeNet, googlenet
-from .probe import capture, capture_inputs
+from .probe import capture
 
 __all__ = [
     "COLUMNS",
@@ -114,19 +114,34 @@ class GradientResult:
 
 
 @contextmanager
-def _buffers_restored(net: nn.Module) -> Iterator[None]:
-    """Put every buffer (batch norm's running statistics) back as it was on exit."""
-    buffers = list(net.buffers())
-    if not buffers:  # the paper's net, without batch norm
-        yield
-        return
+def _running_stats_kept(net: nn.Module) -> Iterator[None]:
+    """Inside the block, training-mode forwards leave every buffer (batch norm's running statistics) as it was.
+
+    Batch norm stops tracking (``track_running_stats = False``) for the block: in training mode it
+    then normalizes with the batch's statistics, as before, and updates nothing. That is exact and
+    cheaper than copying GoogLeNet's 171 buffers in and back out (about 1% of a call at batch 8,
+    64 px: bench/bench_speed.py's "running statistics" row). Any other buffer is copied and
+    restored; the flags come back on exit, even when the block raises.
+    """
+    tracking: list[nn.Module] = []
+    others: list[Tensor] = []
+    for m in net.modules():  # one walk
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            tracking.append(m)
+        elif m._buffers:  # its own buffers, as named_buffers reads them: 3x faster than buffers(recurse=False)
+            others.extend(b for b in m._buffers.values() if b is not None)
     with torch.no_grad():
-        saved = torch._foreach_mul(buffers, 1)  # a copy of each, in one call (there is no _foreach_clone)
+        saved = torch._foreach_mul(others, 1) if others else []  # a copy of each (there is no _foreach_clone)
     try:
+        for m in tracking:
+            m.track_running_stats = False
         yield
     finally:
-        with torch.no_grad():
-            torch._foreach_copy_(buffers, saved)
+        for m in tracking:
+            m.track_running_stats = True
+        if others:
+            with torch.no_grad():
+                torch._foreach_copy_(others, saved)
 
 
 @contextmanager
@@ -170,7 +185,8 @@ _PASS_ORDER: tuple[str, ...] = ("aux1", "aux2", "main")
 
 
 def _norms_per_loss(
-    losses: Mapping[str, Tensor], tensors: Sequence[Tensor], grams: Mapping[int, tuple[int, Tensor]] | None = None,
+    losses: Mapping[str, Tensor], tensors: Sequence[Tensor],
+    grams: Mapping[int, tuple[int, nn.Module, Tensor]] | None = None,
 ) -> dict[str, list[float]]:
     """{loss: [norm of d loss / d tensor]} for the three heads, plus the combined loss by linearity.
 
@@ -180,14 +196,15 @@ def _norms_per_loss(
     reaches a tensor (the top of the net, each aux head's own layers), the combined norm is that
     head's norm times its weight: neither a copy nor a second pass over the largest weights.
 
-    ``grams`` maps the index of a linear layer's weight in ``tensors`` to (the index of its output,
-    its input): that weight is not differentiated, its norm comes from :func:`_linear_weight_norm`.
+    ``grams`` maps the index of a layer's weight in ``tensors`` to (the index of its output, the
+    layer, its input): that weight is not differentiated, its norm comes from Gram matrices
+    (:func:`_gram_pays`).
     """
     grams = grams or {}
     asked = [k for k in range(len(tensors)) if k not in grams]
     targets = [tensors[k] for k in asked]
     with torch.no_grad():
-        inputs_gram = {k: _gram(x) for k, (_, x) in grams.items()}
+        inputs_gram = {k: _gram(_input_rows(layer, x)) for k, (_, layer, x) in grams.items()}
     norms: dict[str, list[float]] = {}
     first: list[tuple[str, float] | None] = [None] * len(tensors)  # (head, weight) of the first to reach it
     summed: list[Tensor | None] = [None] * len(tensors)  # the sum, where a second head reached it
@@ -200,8 +217,8 @@ def _norms_per_loss(
         norms[head] = tensor_norms(grads)
         weight = 1.0 if head == "main" else AUX_WEIGHT
         with torch.no_grad():
-            for k, (out, _) in grams.items():  # before the sums below add into the first head's gradients
-                norms[head][k] = _linear_weight_norm(inputs_gram[k], grads[out])
+            reached = {k: (layer, grads[out]) for k, (out, layer, _) in grams.items()}
+            norms[head] = _gram_norms(norms[head], inputs_gram, reached)  # before the sums below add into them
             adds: dict[float, tuple[list[Tensor], list[Tensor]]] = {}  # alpha -> (sums, gradients)
             for j, g in enumerate(grads):
                 if g is None:
@@ -223,43 +240,90 @@ def _norms_per_loss(
         0.0 if f is None else (f[1] * sums[j] if s is not None else f[1] * norms[f[0]][j])
         for j, (f, s) in enumerate(zip(first, summed))
     ]
+    for k, (out, _, _) in grams.items():  # the weight's combined norm: its output's rule
+        f = first[out]
+        if f is not None and summed[out] is None:
+            norms["combined"][k] = f[1] * norms[f[0]][k]
     with torch.no_grad():
-        for k, (out, _) in grams.items():
-            f = first[out]
-            if f is not None:
-                norms["combined"][k] = f[1] * (norms[f[0]][k] if summed[out] is None
-                                               else _linear_weight_norm(inputs_gram[k], summed[out]))
+        shared = {k: (layer, summed[out]) for k, (out, layer, _) in grams.items() if summed[out] is not None}
+        found = _gram_norms(norms["combined"], inputs_gram, shared)
+    for k in shared:
+        norms["combined"][k] = first[grams[k][0]][1] * found[k]
     return norms
 
 
-# A linear layer's weight gradient is G^T X for its input X (rows x in) and output gradient G (rows x out).
-# Its norm needs neither that in x out matrix nor the pass that writes it: ||G^T X||^2 = <G G^T, X X^T>,
-# two rows x rows Gram matrices (Goodfellow 2015, arXiv:1510.01799, the per-example "ghost" norm
-# used batch-wide). It pays while rows (in + out) stays well under in x out: each aux head's 2048 x
-# 1024 fc1 at a small batch, where forming the 8 MB gradient and reading it back cost ~1.5 ms per pass.
-_GRAM_MARGIN = 8
+# A layer's weight gradient is G^T X, G its output gradient and X its input, both as rows: a linear layer's
+# rows x features; a convolution's one row per output position (X: the input patches it read, as unfold
+# lays them out). Its norm needs neither that out x in matrix nor the work that writes it:
+# ||G^T X||^2 = <G G^T, X X^T>, two rows x rows Gram matrices (Goodfellow 2015, arXiv:1510.01799, the
+# per-example "ghost" norm used batch-wide); X X^T is computed once per call for all the losses. It pays
+# while rows x (in + out) stays well under in x out: each aux head's 2048 x 1024 fc1 at a small batch,
+# where forming the 8 MB gradient and reading it back cost ~1.5 ms per pass, and the convolutions of
+# inception5a/5b at 64 px (2 x 2 positions per image): 2 to 4% of a call at batch 8 (bench/bench_speed.py's
+# "Gram norms" row). A margin of 2, which also routes inception4e's 3x3 and five smaller 5a/5b layers,
+# measured the same (1.00x against 4); 4 keeps inception4 (4 x 4 positions) on autograd, as the cost
+# model expects rows x rows Gram matrices of 128 rows to stop paying there.
+_GRAM_MARGIN = 4
 
 
-def _gram_pays(layer: nn.Module, x: Tensor) -> bool:
-    """Whether ``layer``'s weight-gradient norm is cheaper from Gram matrices, given its input ``x``."""
-    if not isinstance(layer, nn.Linear):
+def _patch_width(layer: nn.Module) -> int | None:
+    """The length of one row of X for ``layer`` (in features, or in channels x kernel area); None where the
+    Gram route does not apply (a grouped convolution, one padded otherwise than with explicit zeros, any
+    layer but a linear one and a 2-D convolution)."""
+    if isinstance(layer, nn.Linear):
+        return layer.in_features
+    plain = type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros"
+    if plain and isinstance(layer.padding, tuple):
+        return layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+    return None
+
+
+def _gram_pays(layer: nn.Module, y: Tensor) -> bool:
+    """Whether ``layer``'s weight-gradient norm is cheaper from Gram matrices, given its output ``y``."""
+    width = _patch_width(layer)
+    if width is None:
         return False
-    rows = x.numel() // layer.in_features
-    return rows * (layer.in_features + layer.out_features) * _GRAM_MARGIN < layer.in_features * layer.out_features
+    outs = layer.weight.shape[0]
+    rows = y.numel() // outs
+    return rows * (width + outs) * _GRAM_MARGIN < width * outs
 
 
-def _gram(x: Tensor) -> Tensor:
-    """X X^T in float64, X's rows being its last dimension's vectors."""
-    x64 = x.reshape(-1, x.shape[-1]).double()
+def _as_rows(layer: nn.Module, t: Tensor) -> Tensor:
+    """A tensor ``layer`` read or wrote as rows x features: a linear layer's features are its last
+    dimension, a convolution's channels its second (N x C x ..., one row per image and position)."""
+    if isinstance(layer, nn.Linear):
+        return t.reshape(-1, t.shape[-1])
+    return t.reshape(t.shape[0], t.shape[1], -1).movedim(1, -1).reshape(-1, t.shape[1])
+
+
+def _input_rows(layer: nn.Module, x: Tensor) -> Tensor:
+    """X as rows x :func:`_patch_width`: a convolution's input patches, one row per output position."""
+    if isinstance(layer, nn.Conv2d) and (layer.kernel_size, layer.stride, layer.padding) != ((1, 1), (1, 1), (0, 0)):
+        x = torch.nn.functional.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
+    return _as_rows(layer, x)
+
+
+def _gram(rows: Tensor) -> Tensor:
+    """X X^T in float64 for X given as rows."""
+    x64 = rows.double()
     return x64 @ x64.T
 
 
-def _linear_weight_norm(inputs_gram: Tensor, grad_output: Tensor | None) -> float:
-    """||G^T X||_F from X X^T (:func:`_gram`) and the output gradient G; 0 for None (a loss that does not reach it)."""
-    if grad_output is None:
-        return 0.0
-    squared = (_gram(grad_output) * inputs_gram).sum()
-    return float(squared.clamp_min(0.0).sqrt())
+def _gram_norms(norms: list[float], inputs_gram: Mapping[int, Tensor],
+                grad_outputs: Mapping[int, tuple[nn.Module, Tensor | None]]) -> list[float]:
+    """``norms`` with entry k set to ||G^T X||_F from X X^T (``inputs_gram[k]``) and ``grad_outputs[k]``,
+    (the layer, G; None: a loss that does not reach it, norm 0): read back in one copy (one host
+    synchronisation per call, not one per layer)."""
+    norms = list(norms)
+    reached = {k: (layer, g) for k, (layer, g) in grad_outputs.items() if g is not None}
+    for k in grad_outputs:
+        norms[k] = 0.0
+    if reached:
+        squared = torch.stack([(_gram(_as_rows(layer, g)) * inputs_gram[k]).sum()
+                               for k, (layer, g) in reached.items()])
+        for k, value in zip(reached, squared.clamp_min(0.0).sqrt().tolist()):
+            norms[k] = value
+    return norms
 
 
 def _tidy_rows(norms: Mapping[str, Sequence[float]]) -> pd.DataFrame:
@@ -320,7 +384,7 @@ def layer_gradients(
     x = x.to(device)
     with (
         exclusive(net, training=training),
-        _buffers_restored(net),
+        _running_stats_kept(net),
         torch.enable_grad(),
         _seeded(seed, device),
     ):
@@ -328,8 +392,9 @@ def layer_gradients(
             for m in net.modules():
                 if isinstance(m, nn.Dropout):
                     m.eval()  # exclusive() restores every submodule's mode on exit
-        linear = {name: m for name, m in points.items() if isinstance(m, nn.Linear)}
-        with capture(net, points, detach=False) as outputs, capture_inputs(net, linear) as inputs:
+        routable = {name: m for name, m in points.items() if _patch_width(m) is not None}
+        inputs: dict[str, Tensor] = {}  # what each layer read: the Gram route picks its layers from their shapes
+        with capture(net, points, detach=False, inputs=inputs) as outputs:
             out = net(x)
         missing = [name for name in points if name not in outputs]
         if missing:
@@ -338,8 +403,8 @@ def layer_gradients(
         losses = head_losses(out, y)
         names = list(points)
         tensors = [m.weight for m in points.values()] + [outputs[name] for name in names]
-        grams = {i: (len(names) + i, inputs[name]) for i, name in enumerate(names)
-                 if name in linear and _gram_pays(linear[name], inputs[name])}
+        grams = {i: (len(names) + i, routable[name], inputs[name]) for i, name in enumerate(names)
+                 if name in routable and _gram_pays(routable[name], outputs[name])}
         norms = _norms_per_loss(losses, tensors, grams)
     loss_values = {head: float(losses[head].detach()) for head in HEADS}
     loss_values["combined"] = float(losses["total"].detach())

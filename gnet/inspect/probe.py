@@ -31,7 +31,6 @@ __all__ = [
     "STEM_POINTS",
     "analyze",
     "capture",
-    "capture_inputs",
     "capture_points",
     "every_branch_knocked_out",
     "forward_to",
@@ -50,36 +49,26 @@ def capture_points(net: GoogLeNet) -> dict[str, nn.Module]:
 
 
 @contextmanager
-def capture(net: nn.Module, points: dict[str, nn.Module], *, detach: bool = True) -> Iterator[dict[str, Tensor]]:
+def capture(
+    net: nn.Module, points: dict[str, nn.Module], *, detach: bool = True, inputs: dict[str, Tensor] | None = None,
+) -> Iterator[dict[str, Tensor]]:
     """Record the outputs of ``points`` during forwards run inside the block.
 
-    The caller must hold the model (see :func:`gnet.guard.exclusive`) when the model is shared.
-    Hooks are removed on exit, even when the forward raised.
+    With ``inputs``, the same hooks also record there what each point read (its first input,
+    detached): one hook per point for both, not two. The caller must hold the model (see
+    :func:`gnet.guard.exclusive`) when the model is shared. Hooks are removed on exit, even when
+    the forward raised.
     """
     store: dict[str, Tensor] = {}
 
     def hook_for(name: str):
-        def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            store[name] = output.detach() if detach else output
-
-        return hook
-
-    with _hooked(points, hook_for):
-        yield store
-
-
-@contextmanager
-def capture_inputs(net: nn.Module, points: dict[str, nn.Module]) -> Iterator[dict[str, Tensor]]:
-    """Record the first input of each of ``points`` (detached) during forwards run inside the block.
-
-    Like :func:`capture`, for what a layer read rather than what it wrote: the caller holds the
-    model; the hooks are removed on exit, even when the forward raised.
-    """
-    store: dict[str, Tensor] = {}
-
-    def hook_for(name: str):
-        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
-            store[name] = inputs[0].detach()
+        if inputs is None:
+            def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
+                store[name] = output.detach() if detach else output
+        else:
+            def hook(_module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
+                store[name] = output.detach() if detach else output
+                inputs[name] = args[0].detach()
 
         return hook
 

@@ -262,15 +262,55 @@ def test_linear_weight_norms_from_gram_matrices_equal_the_gradients_norms():
     g = torch.Generator().manual_seed(0)
     layer = torch.nn.Linear(256, 128)
     x = torch.randn(4, 256, generator=g)
-    assert _gram_pays(layer, x) and not _gram_pays(torch.nn.Linear(256, 3), x)
+    assert _gram_pays(layer, layer(x)) and not _gram_pays(torch.nn.Linear(256, 3), torch.zeros(4, 3))
 
     def norms(gram: bool) -> dict[str, list[float]]:
         y = layer(x)
         losses = {h: (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(i))).sum()
                   for i, h in enumerate(("main", "aux1", "aux2"))}
-        return _norms_per_loss(losses, [layer.weight, y], {0: (1, x)} if gram else None)
+        return _norms_per_loss(losses, [layer.weight, y], {0: (1, layer, x)} if gram else None)
 
     direct, from_gram = norms(False), norms(True)
     for loss in LOSSES:
         assert from_gram[loss][0] == pytest.approx(direct[loss][0], rel=1e-6), loss
         assert from_gram[loss][1] == direct[loss][1]  # the output's norm is untouched
+
+
+@pytest.mark.parametrize(
+    "conv, channels_last",
+    [
+        (torch.nn.Conv2d(6, 5, 1), False),  # a 1x1 convolution: its input's positions are the rows
+        (torch.nn.Conv2d(6, 5, 3, padding=1), True),  # patches of a padded 3x3, in the CPU's layout
+        (torch.nn.Conv2d(6, 5, (3, 2), stride=2, padding=(1, 0), dilation=(1, 2)), False),
+    ],
+)
+def test_convolution_weight_norms_from_gram_matrices_equal_the_gradients_norms(conv, channels_last):
+    """In float64, where the two routes must agree to rounding; the norm of a sum (all three heads) included."""
+    conv = conv.double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 6, generator=g, dtype=torch.float64)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    y = conv(x)
+    assert _gram_pays(conv, y) is False  # too small to pay here: the route is forced below
+
+    def norms(gram: bool) -> dict[str, list[float]]:
+        out = conv(x)
+        losses = {h: (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(i), dtype=out.dtype)).sum()
+                  for i, h in enumerate(("main", "aux1", "aux2"))}
+        return _norms_per_loss(losses, [conv.weight, out], {0: (1, conv, x)} if gram else None)
+
+    direct, from_gram = norms(False), norms(True)
+    for loss in LOSSES:
+        assert from_gram[loss][0] == pytest.approx(direct[loss][0], rel=1e-10), loss
+        assert from_gram[loss][1] == direct[loss][1]
+
+
+def test_only_plain_convolutions_and_linear_layers_take_the_gram_route():
+    x = torch.randn(8, 832, 2, 2)
+    wide = torch.nn.Conv2d(832, 384, 1)
+    assert _gram_pays(wide, wide(x))  # 32 rows against 832 x 384: inception5b's 1x1 at 64 px
+    assert not _gram_pays(torch.nn.Conv2d(832, 384, 1, groups=2), torch.zeros(8, 384, 2, 2))
+    assert not _gram_pays(torch.nn.Conv2d(832, 384, 3, padding="same"), torch.zeros(8, 384, 2, 2))
+    assert not _gram_pays(torch.nn.Conv2d(832, 384, 3, padding=1, padding_mode="reflect"), torch.zeros(8, 384, 2, 2))
+    assert not _gram_pays(torch.nn.Conv2d(832, 384, 1), torch.zeros(8, 384, 28, 28))  # 28 x 28 positions per image

@@ -108,6 +108,19 @@ def test_capture_removes_hooks_on_error(tiny_loaded):
     assert not modules_with_hooks(net)
 
 
+def test_capture_records_what_each_point_read_when_asked(tiny_loaded):
+    net = tiny_loaded.net
+    points = {"conv2": net.conv2, "inception3a": net.inception3a}
+    x = torch.randn(1, 3, 64, 64)
+    read: dict[str, torch.Tensor] = {}
+    with torch.no_grad(), capture(net, points, inputs=read) as wrote:
+        net(x)
+    assert set(read) == set(wrote) == set(points)
+    torch.testing.assert_close(net.conv2(read["conv2"]), wrote["conv2"])  # each output computed from its input
+    torch.testing.assert_close(net.inception3a(read["inception3a"]), wrote["inception3a"])
+    assert not read["conv2"].requires_grad and not modules_with_hooks(net)
+
+
 def test_eight_threads_on_one_shared_model_match_single_thread_results():
     loaded = make_loaded(seed=5)
     images = [_image(10 + i) for i in range(8)]
