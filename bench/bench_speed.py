@@ -212,10 +212,10 @@ def _gradients(device: torch.device, repeats: int) -> None:
 
     ratio("layer_gradients: running statistics copied back / left untracked", running_stats_copied,
           lambda: layer_gradients(net, xb, yb), repeats, device)
-    routed = gradients._patch_width
+    routed = gradients.patch_width
 
     def linear_grams_only() -> None:  # before issue 25 took convolutions the Gram route too
-        with mock.patch.object(gradients, "_patch_width",
+        with mock.patch.object(gradients, "patch_width",
                                lambda layer: routed(layer) if isinstance(layer, torch.nn.Linear) else None):
             layer_gradients(net, xb, yb)
 

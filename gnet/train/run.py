@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import CheckpointError
 from ..guard import derive_seed, seeded
-from ..inspect.gradients import tensor_norms
+from ..inspect.grad_norms import tensor_norms
 from ..net.layers import present_layers
 from ..net.losses import head_losses
 from ..net.model import HeadLogits, googlenet

@@ -15,12 +15,11 @@ from gnet.inspect.gradients import (
     COLUMNS,
     LOSSES,
     VARIANT_COLUMNS,
-    _gram_pays,
-    _norms_per_loss,
     aux_ratio,
     compare_variants,
     layer_gradients,
 )
+from gnet.inspect.grad_norms import gram_pays, norms_per_loss
 from gnet.inspect.probe import capture
 from gnet.net.layers import WEIGHT_LAYERS, point, submodule
 from gnet.net.losses import AUX_WEIGHT, head_losses
@@ -234,7 +233,7 @@ def test_cli_defaults_to_labelled_fashion_mnist_test_images(capsys):
 
 def test_tiny_gradients_keep_their_digits():
     """float32 squares of 1e-22 are denormal: such tensors are normed in float64, the rest in one fused pass."""
-    from gnet.inspect.gradients import tensor_norms
+    from gnet.inspect.grad_norms import tensor_norms
 
     tiny = torch.full((1000,), 1e-22)
     usual = torch.randn(50, 50)
@@ -262,13 +261,13 @@ def test_linear_weight_norms_from_gram_matrices_equal_the_gradients_norms():
     g = torch.Generator().manual_seed(0)
     layer = torch.nn.Linear(256, 128)
     x = torch.randn(4, 256, generator=g)
-    assert _gram_pays(layer, layer(x)) and not _gram_pays(torch.nn.Linear(256, 3), torch.zeros(4, 3))
+    assert gram_pays(layer, layer(x)) and not gram_pays(torch.nn.Linear(256, 3), torch.zeros(4, 3))
 
     def norms(gram: bool) -> dict[str, list[float]]:
         y = layer(x)
         losses = {h: (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(i))).sum()
                   for i, h in enumerate(("main", "aux1", "aux2"))}
-        return _norms_per_loss(losses, [layer.weight, y], {0: (1, layer, x)} if gram else None)
+        return norms_per_loss(losses, [layer.weight, y], {0: (1, layer, x)} if gram else None)
 
     direct, from_gram = norms(False), norms(True)
     for loss in LOSSES:
@@ -292,13 +291,13 @@ def test_convolution_weight_norms_from_gram_matrices_equal_the_gradients_norms(c
     if channels_last:
         conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     y = conv(x)
-    assert _gram_pays(conv, y) is False  # too small to pay here: the route is forced below
+    assert gram_pays(conv, y) is False  # too small to pay here: the route is forced below
 
     def norms(gram: bool) -> dict[str, list[float]]:
         out = conv(x)
         losses = {h: (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(i), dtype=out.dtype)).sum()
                   for i, h in enumerate(("main", "aux1", "aux2"))}
-        return _norms_per_loss(losses, [conv.weight, out], {0: (1, conv, x)} if gram else None)
+        return norms_per_loss(losses, [conv.weight, out], {0: (1, conv, x)} if gram else None)
 
     direct, from_gram = norms(False), norms(True)
     for loss in LOSSES:
@@ -309,8 +308,8 @@ def test_convolution_weight_norms_from_gram_matrices_equal_the_gradients_norms(c
 def test_only_plain_convolutions_and_linear_layers_take_the_gram_route():
     x = torch.randn(8, 832, 2, 2)
     wide = torch.nn.Conv2d(832, 384, 1)
-    assert _gram_pays(wide, wide(x))  # 32 rows against 832 x 384: inception5b's 1x1 at 64 px
-    assert not _gram_pays(torch.nn.Conv2d(832, 384, 1, groups=2), torch.zeros(8, 384, 2, 2))
-    assert not _gram_pays(torch.nn.Conv2d(832, 384, 3, padding="same"), torch.zeros(8, 384, 2, 2))
-    assert not _gram_pays(torch.nn.Conv2d(832, 384, 3, padding=1, padding_mode="reflect"), torch.zeros(8, 384, 2, 2))
-    assert not _gram_pays(torch.nn.Conv2d(832, 384, 1), torch.zeros(8, 384, 28, 28))  # 28 x 28 positions per image
+    assert gram_pays(wide, wide(x))  # 32 rows against 832 x 384: inception5b's 1x1 at 64 px
+    assert not gram_pays(torch.nn.Conv2d(832, 384, 1, groups=2), torch.zeros(8, 384, 2, 2))
+    assert not gram_pays(torch.nn.Conv2d(832, 384, 3, padding="same"), torch.zeros(8, 384, 2, 2))
+    assert not gram_pays(torch.nn.Conv2d(832, 384, 3, padding=1, padding_mode="reflect"), torch.zeros(8, 384, 2, 2))
+    assert not gram_pays(torch.nn.Conv2d(832, 384, 1), torch.zeros(8, 384, 28, 28))  # 28 x 28 positions per image
