@@ -194,15 +194,19 @@ def feature_grid(maps: np.ndarray, channels: Sequence[int], *, columns: int = 4)
     """
     k, h, w = maps.shape
     rows = -(-k // columns)
-    z = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan, dtype=np.float32)
+    # Blank rows between the rows of maps leave room for the titles of the row below. The grid's
+    # width sets its scale on screen (about 115 px per map, gap included), so the gap grows with w:
+    # with one blank row, 8 x 8 maps (64 px input) had their titles printed over the maps above.
+    gap = max(1, -(-(w + 1) // 6))
+    z = np.full((rows * (h + gap) - gap, columns * (w + 1) - 1), np.nan, dtype=np.float32)
     which = np.full(z.shape, -1)
     for i, (m, c) in enumerate(zip(maps, channels)):
         r, col = divmod(i, columns)
-        z[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = m
-        which[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = c
+        z[r * (h + gap) : r * (h + gap) + h, col * (w + 1) : col * (w + 1) + w] = m
+        which[r * (h + gap) : r * (h + gap) + h, col * (w + 1) : col * (w + 1) + w] = c
     titles = [
-        {"x": col * (w + 1) + (w - 1) / 2, "y": r * (h + 1) - 0.5, "text": f"ch {c}", "showarrow": False, "yshift": 8,
-         "font": {"size": 11}}
+        {"x": col * (w + 1) + (w - 1) / 2, "y": r * (h + gap) - 0.5, "text": f"ch {c}", "showarrow": False,
+         "yshift": 8, "font": {"size": 11}}
         for (r, col), c in zip((divmod(i, columns) for i in range(k)), channels)
     ]
     heat = go.Heatmap(

@@ -99,10 +99,15 @@ def test_feature_maps_and_overlay():
     grid = charts.feature_grid(maps, channels)
     (heat,) = grid.data  # one tiled heatmap
     z, which = np.asarray(heat.z, dtype=float), np.asarray(heat.customdata)
-    assert z.shape == (2 * 8 - 1, 4 * 8 - 1)  # 2 rows x 4 columns of 7 x 7 maps, one blank pixel between
-    np.testing.assert_allclose(z[:7, :7], maps[0]) and np.testing.assert_allclose(z[8:15, 24:31], maps[7])
-    assert (which[:7, :7] == 5).all() and (which[8:15, 24:31] == 6).all() and np.isnan(z[7]).all()
+    # 2 rows x 4 columns of 7 x 7 maps: one blank column between maps, two blank rows (room for titles)
+    assert z.shape == (2 * 9 - 2, 4 * 8 - 1)
+    np.testing.assert_allclose(z[:7, :7], maps[0])
+    np.testing.assert_allclose(z[9:16, 24:31], maps[7])
+    assert (which[:7, :7] == 5).all() and (which[9:16, 24:31] == 6).all() and np.isnan(z[7:9]).all()
     assert [a.text for a in grid.layout.annotations] == [f"ch {c}" for c in channels]
+    assert grid.layout.annotations[4].y == 9 - 0.5  # the second row's first title: on its map's top edge
+    wide = charts.feature_grid(np.zeros((8, 28, 28), np.float32), channels)  # 224 px: a wider gap
+    assert np.asarray(wide.data[0].z, dtype=float).shape == (2 * 33 - 5, 4 * 29 - 1)
     assert charts.channel_map(maps[0], "x").data[0].z.shape == (7, 7)
     image = np.zeros((56, 56, 3), dtype=np.float32)
     fig = charts.overlay(image, maps[0], "mean", height=420)
