@@ -195,15 +195,15 @@ def feature_grid(maps: np.ndarray, channels: Sequence[int], *, columns: int = 4)
     k, h, w = maps.shape
     rows = -(-k // columns)
     # Blank rows between the rows of maps leave room for the titles of the row below. The grid's
-    # width sets its scale on screen (about 115 px per map, gap included), so the gap grows with w:
+    # width sets its scale on screen (about 110 px per map, gap included, in the app's branch cards), so the gap grows with w:
     # with one blank row, 8 x 8 maps (64 px input) had their titles printed over the maps above.
     gap = max(1, -(-(w + 1) // 6))
     z = np.full((rows * (h + gap) - gap, columns * (w + 1) - 1), np.nan, dtype=np.float32)
     which = np.full(z.shape, -1)
     for i, (m, c) in enumerate(zip(maps, channels)):
         r, col = divmod(i, columns)
-        z[r * (h + gap) : r * (h + gap) + h, col * (w + 1) : col * (w + 1) + w] = m
-        which[r * (h + gap) : r * (h + gap) + h, col * (w + 1) : col * (w + 1) + w] = c
+        cell = np.s_[r * (h + gap) : r * (h + gap) + h, col * (w + 1) : col * (w + 1) + w]
+        z[cell], which[cell] = m, c
     titles = [
         {"x": col * (w + 1) + (w - 1) / 2, "y": r * (h + gap) - 0.5, "text": f"ch {c}", "showarrow": False,
          "yshift": 8, "font": {"size": 11}}
