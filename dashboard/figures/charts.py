@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from gnet.net.layers import AUX_ATTACH
+from gnet.net.layers import AUX_ATTACH, INCEPTION_MODULES
 
 __all__ = [
     "BRANCH_COLORS",
+    "MODULE_COLORS",
     "agreement_heatmap",
     "aux_ratio_lines",
     "channel_map",
@@ -43,6 +45,22 @@ _STAGE_COLORS = {
     "aux": "#F58518",
     "classifier": "#54A24B",
 }
+
+
+def _module_colors() -> dict[str, str]:
+    """One colour per ``module`` of gnet.net.cost's rows: the modules of a stage (3, 4, 5) in shades of one
+    hue, light to dark with depth, so that 13 modules get 13 colours (a 10-colour palette repeated: the
+    stem and inception5a both showed dark blue) and a stage reads as one; the aux heads and the
+    classifier keep the Heads page's colours."""
+    hues = {"3": "Blues", "4": "Greens", "5": "Purples"}
+    colors = {"stem": "#7f7f7f"}
+    for stage, scale in hues.items():
+        modules = [m for m in INCEPTION_MODULES if m.removeprefix("inception").startswith(stage)]
+        colors |= dict(zip(modules, sample_colorscale(scale, np.linspace(0.45, 0.9, len(modules)).tolist())))
+    return colors | {"aux1": HEAD_COLORS["aux1"], "aux2": "#E45756", "head": "#1f1f1f", "pool": "#bdbdbd"}
+
+
+MODULE_COLORS: dict[str, str] = _module_colors()
 _LOSS_DASH: dict[str, str] = {"main": "solid", "aux1": "dot", "aux2": "dashdot", "combined": "dash"}
 _MAP_SCALE = "Viridis"
 # Transparent where the map is low, so the image stays readable under the hot spots.
@@ -230,13 +248,19 @@ def channel_map(activation: np.ndarray, title: str, *, height: int = 380) -> go.
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, title: str = "", *, height: int = 300) -> go.Figure:
-    """``heat`` (any h x w) stretched over ``image`` (H x W x 3 floats in [0, 1]), see-through where low."""
+    """``heat`` (any h x w, 0 or more) stretched over ``image`` (H x W x 3 floats in [0, 1]), see-through where low.
+
+    The colour scale starts at 0, not at the map's minimum: a flat map (an empty Grad-CAM is all zeros)
+    stays see-through instead of taking plotly's middle colour, a red wash over the whole image.
+    """
     rows, cols = image.shape[:2]
     dy, dx = rows / heat.shape[0], cols / heat.shape[1]
+    low = min(0.0, float(heat.min()))
+    high = max(float(heat.max()), low + 1e-12)
     fig = go.Figure(go.Image(z=np.clip(image * 255, 0, 255).astype(np.uint8), hoverinfo="skip"))
     fig.add_trace(
         go.Heatmap(
-            z=heat, x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, colorscale=_OVERLAY_SCALE,
+            z=heat, x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, colorscale=_OVERLAY_SCALE, zmin=low, zmax=high,
             zsmooth="best", showscale=False, hovertemplate="%{z:.3f}<extra></extra>",
         )
     )
@@ -386,7 +410,8 @@ def loss_curves(losses: pd.DataFrame) -> go.Figure:
 def cost_by_layer(rows: pd.DataFrame, metric: str = "flops") -> go.Figure:
     """One bar per layer with a non-zero ``metric``, in forward order, coloured by module."""
     shown = rows[rows[metric] > 0]
-    fig = px.bar(shown, x="name", y=metric, color="module", hover_data=["kind", "branch", "out_shape"])
+    fig = px.bar(shown, x="name", y=metric, color="module", color_discrete_map=MODULE_COLORS,
+                 hover_data=["kind", "branch", "out_shape"])
     fig.update_xaxes(showticklabels=False, title="layer (forward order; hover for names)")
     return _compact(fig, 380)
 
@@ -397,8 +422,9 @@ def cost_treemap(rows: pd.DataFrame, metric: str = "flops") -> go.Figure:
     has_branch = shown["branch"] != ""
     shown["part"] = shown["branch"].where(has_branch, shown["name"])
     shown["layer"] = shown["name"].where(has_branch, None)
-    fig = px.treemap(shown, path=[px.Constant("GoogLeNet"), "module", "part", "layer"], values=metric)
-    fig.update_traces(root_color="lightgrey", hovertemplate="%{label}<br>%{value:,.0f}<extra></extra>")
+    fig = px.treemap(shown, path=[px.Constant("GoogLeNet"), "module", "part", "layer"], values=metric,
+                     color="module", color_discrete_map={**MODULE_COLORS, "(?)": "lightgrey"})  # (?): the root
+    fig.update_traces(hovertemplate="%{label}<br>%{value:,.0f}<extra></extra>")
     return _compact(fig, 460, legend=False)
 
 

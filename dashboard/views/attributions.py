@@ -60,7 +60,7 @@ def render(sel: Selection) -> None:
         with column:
             chart(
                 charts.overlay(result.image, item.heatmap, item.title, height=440),
-                f"{_CAPTIONS[item.method]} ({item.seconds:.1f} s)",
+                _caption(item),
                 key=f"attr-{item.method}",
             )
     buttons = st.columns(len(found) + 1)
@@ -69,6 +69,20 @@ def render(sel: Selection) -> None:
     for column, item in zip(buttons[1:], found):
         with column:
             download_csv(pd.DataFrame(np.round(item.heatmap, 4)), f"{METHODS[item.method]} map (CSV)", f"{item.method}.csv")
+
+
+def _caption(item: Attribution) -> str:
+    """The method's caption and time; first, for a map that is zero everywhere, why it is empty."""
+    caption = f"{_CAPTIONS[item.method]} ({item.seconds:.1f} s)"
+    if not item.blank:
+        return caption
+    if item.method == "grad_cam":
+        why = (f"**Nothing here: on {item.layer}, no position supports {item.target_label}.** The branch's maps "
+               "weighted by their gradient sum to a negative value everywhere, and Grad-CAM keeps only the "
+               "positive part. Another branch or module may show where the evidence is.")
+    else:
+        why = f"**Nothing here: the {item.head} head's {item.target_label} score does not change with any pixel.**"
+    return f"{why} {caption}"
 
 
 def _stop() -> None:

@@ -188,7 +188,7 @@ def _examples(sel: Selection, target: ChannelTarget, folder: str, limit: int | N
             [f"#{e.index} {label}: {e.value:.2f}" for e, (_, label) in zip(examples, pictures)],
             [e.box(size) for e in examples], row_height=120,
         ),
-        f"The {len(examples)} of {index.images:,} images ({index.data}) with the {_RANKINGS[by]}, as the net sees "
+        f"The {len(examples)} images of {index.data} with the {_RANKINGS[by]}, as the net sees "
         "them; the red box is the map cell where the channel peaks.",
         key="channel-examples",
     )

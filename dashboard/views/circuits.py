@@ -183,7 +183,7 @@ def _families(sel: Selection, module: str, folder: str, limit: int | None) -> No
     chart(
         channel_charts.picture_grid([pictures[i][0] for i in shown], [f"#{i} {pictures[i][1]}" for i in shown],
                                     columns=6, row_height=140),
-        f"The images family {family}'s channels respond to most, of {found.images:,} ({found.data}). Its members: "
+        f"The images of {found.data} that family {family}'s channels respond to most. Its members: "
         + ", ".join(name.split(".", 1)[1] for name in found.members(family)) + ".",
         key="families-examples",
     )

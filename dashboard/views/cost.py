@@ -40,7 +40,8 @@ def render(sel: Selection) -> None:
     _totals(rows)
     chart(
         charts.cost_by_layer(rows, metric),
-        f"{_METRICS[metric].capitalize()} of each layer in forward order, coloured by module. "
+        f"{_METRICS[metric].capitalize()} of each layer in forward order, coloured by module (one hue per stage: "
+        "3 blue, 4 green, 5 purple, darker with depth). "
         "Look at the stem's share against the nine Inception modules, and at how small the classifier is.",
     )
     chart(

@@ -48,8 +48,8 @@ def _one_image(sel: Selection, loaded) -> None:
     tops = {h: [(p.label, p.prob) for p in head.top] for h, head in result.heads.items()}
     chart(
         charts.top_k_bars(tops, loaded.card.untrained_heads),
-        "Top-5 probabilities per head. A deeper head is usually more confident; a disagreement shows what "
-        "the middle of the network has not resolved yet.",
+        f"Top-{len(tops['main'])} probabilities per head. A deeper head is usually more confident; a disagreement "
+        "shows what the middle of the network has not resolved yet.",
     )
     summary = analyses.head_summary(sel.weights, sel.device, sel.digest, sel.image)
     st.dataframe(

@@ -49,10 +49,8 @@ def render(sel: Selection) -> None:
         f"Device: {result.device}. Forward pass {result.timing_ms['forward']:.0f} ms, "
         f"total {result.timing_ms['total']:.0f} ms (computed once per image and weights, then cached)."
     )
-    left, right = st.columns([1, 4])
-    with left:
+    with st.container(horizontal=True):  # each button as wide as its label (a 1:4 column cut the first one's)
         _export_button(sel, loaded, result, stages)
-    with right:
         download_json(result.to_dict(), "Analysis (JSON)", "analysis.json")
 
 

@@ -170,6 +170,12 @@ class Attribution:
     seconds: float
 
     @property
+    def blank(self) -> bool:
+        """Whether the map is zero everywhere: for Grad-CAM, the branch's gradient-weighted maps are
+        negative at every position and its ReLU keeps none (common on a 4 x 4 map of a deep module)."""
+        return not self.heatmap.any()
+
+    @property
     def title(self) -> str:
         where = f" on {self.layer}" if self.layer else ""
         return f"{METHODS[self.method]}{where}: {self.head} -> {self.target_label}"

@@ -5,6 +5,7 @@ The model and analyses are cached process-wide, so each network pass runs once f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -254,6 +255,22 @@ def test_attributions_compute_and_are_kept(app_weights):
     assert len(at.get("plotly_chart")) == 1
     at.selectbox(key="attributions_branch").set_value("3x3").run()  # back: from memory, no button
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_attribution_captions_say_why_a_map_is_empty():
+    import numpy as np
+
+    from dashboard.views.attributions import _caption
+    from gnet.inspect.attributions import Attribution
+
+    cam = Attribution("grad_cam", "main", 6, "Shirt", np.zeros((8, 8), np.float32), "inception4e.3x3", 0.04)
+    assert _caption(cam).startswith("**Nothing here: on inception4e.3x3, no position supports Shirt.**")
+    assert _caption(cam).endswith("(0.0 s)")
+    found = np.zeros((8, 8), np.float32)
+    found[2, 2] = 1.0
+    assert "Nothing here" not in _caption(dataclasses.replace(cam, heatmap=found))
+    flat = Attribution("saliency", "aux1", 6, "Shirt", np.zeros((8, 8), np.float32), None, 0.1)
+    assert "aux1 head's Shirt score does not change with any pixel" in _caption(flat)
 
 
 def test_uploaded_image(app_weights, first_sample):

@@ -157,7 +157,7 @@ def test_the_linear_probes_of_the_bundled_net_are_the_shipped_curve(bundled_app)
     caption = _probe_caption(at)
     for head, point in (("main", "inception5b"), ("aux1", "inception4a"), ("aux2", "inception4d")):
         assert f"{head} " in caption and f"the probe at {point} ({shipped.heads[head]:.2%} against " \
-            f"{shipped.at(point).accuracy:.2%})" in caption
+            f"{shipped.at(point).accuracy:.2%}" in caption
     assert not any(b.label == "Compute the probe curve" for b in at.button)
 
 
@@ -199,3 +199,27 @@ def test_a_folder_the_probes_cannot_split_is_one_error_and_the_rest_stays(monkey
     assert not at.exception
     assert len(at.error) == 1 and "has 1 image" in at.error[0].value
     assert "Where an auxiliary head and main disagree" in [s.value for s in at.subheader]  # the gallery still draws
+
+
+def test_the_probe_reading_calls_a_gap_within_sampling_noise_a_match():
+    from dashboard.views.heads_dataset import _probe_reading
+
+    def curve(n: int, main: float, aux1: float) -> dict:
+        points = ["conv2", "inception4a", "inception4d", "inception5b"]
+        return {
+            "probes": [{"point": p, "accuracy": a, "test_images": n}
+                       for p, a in zip(points, [0.80, 0.932, 0.933, 0.932])],
+            "heads": {"main": {"point": "inception5b", "accuracy": main},
+                      "aux1": {"point": "inception4a", "accuracy": aux1}},
+        }
+
+    # 10,000 images at 93%: two standard errors of a difference are 0.72 points.
+    text = _probe_reading(curve(10_000, main=0.9304, aux1=0.9289))
+    assert "rises fastest from conv2 to inception4a (+13.2%)" in text
+    assert "aux1 matches the probe at inception4a (92.89% against 93.20%, within the ±0.7 points" in text
+    assert "main matches the probe at inception5b" in text and "aux2" not in text
+    text = _probe_reading(curve(10_000, main=0.9400, aux1=0.9200))
+    assert "main beats the probe at inception5b (94.00% against 93.20%)." in text
+    assert "aux1 trails the probe at inception4a (92.00% against 93.20%)." in text
+    # The same 1.2-point gap on 100 images is chance.
+    assert "aux1 matches" in _probe_reading(curve(100, main=0.9400, aux1=0.9200))

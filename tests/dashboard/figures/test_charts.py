@@ -77,9 +77,17 @@ def test_stage_summary_and_diagram(cost_rows):
 def test_cost_charts(cost_rows):
     bars = charts.cost_by_layer(cost_rows, "flops")
     assert sum(len(t.x) for t in bars.data) == int((cost_rows["flops"] > 0).sum())
+    # One colour per module, none shared (the stem and inception5a once both took a 10-colour palette's first).
+    colors = {t.name: t.marker.color for t in bars.data}
+    assert len(colors) == 13 and len(set(colors.values())) == 13
+    assert colors == {m: charts.MODULE_COLORS[m] for m in colors}
     tree = charts.cost_treemap(cost_rows, "params")
     assert tree.data[0].type == "treemap"
     assert "inception4e" in set(tree.data[0].labels)
+    # The treemap colours each module as the bars do, and its root grey.
+    node_colors = dict(zip(tree.data[0].ids, tree.data[0].marker.colors))
+    assert node_colors["GoogLeNet/inception5a"] == charts.MODULE_COLORS["inception5a"]
+    assert node_colors["GoogLeNet"] == "lightgrey"
 
 
 def test_paper_vs_computed():
@@ -114,6 +122,10 @@ def test_feature_maps_and_overlay():
     assert [t.type for t in fig.data] == ["image", "heatmap"]
     assert fig.layout.height == 420
     assert fig.data[1].dx == pytest.approx(8.0)  # a 7 x 7 map stretched over 56 px
+    assert (fig.data[1].zmin, fig.data[1].zmax) == (0.0, pytest.approx(maps[0].max()))
+    # An empty map (a Grad-CAM with no positive position) sits at the scale's see-through end, not its middle.
+    blank = charts.overlay(image, np.zeros((4, 4), np.float32)).data[1]
+    assert blank.zmin == 0.0 and blank.zmax > 0.0 and charts._OVERLAY_SCALE[0][1].endswith(", 0)")
 
 
 def test_energy_shares():

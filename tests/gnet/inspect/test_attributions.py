@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -112,6 +113,12 @@ def test_attribute_defaults_to_the_heads_top_class(net, x):
     assert (result.target, result.target_label, result.layer) == (expected, f"c{expected}", "inception4d.1x1")
     assert seen == [1.0]
     assert "aux2" in result.title and result.to_dict()["heatmap_shape"] == [SIZE, SIZE]
+    # blank: a map with no evidence anywhere (an empty Grad-CAM), which the app explains instead of drawing.
+    assert result.blank == (result.heatmap.max() == 0.0)
+    assert dataclasses.replace(result, heatmap=np.zeros_like(result.heatmap)).blank
+    one = np.zeros_like(result.heatmap)
+    one[3, 5] = 0.25
+    assert not dataclasses.replace(result, heatmap=one).blank
 
 
 def test_ig_plan_keeps_a_request_within_its_budget():
