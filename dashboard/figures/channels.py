@@ -78,7 +78,8 @@ def importance_heatmaps(grid: pd.DataFrame) -> go.Figure:
             go.Heatmap(
                 z=table.to_numpy(), x=list(table.columns), y=[_short_stage(m) for m in table.index],
                 coloraxis="coloraxis", texttemplate="%{text}",
-                text=[[("" if np.isnan(v) else f"{v:.1f}") for v in row] for row in table.to_numpy()],
+                # + 0.0 turns a drop that rounds to -0.0 (a few images' gain) into 0.0
+                text=[[("" if np.isnan(v) else f"{round(v, 1) + 0.0:.1f}") for v in row] for row in table.to_numpy()],
                 hovertemplate="%{y} %{x}: %{z:.2f} points<extra>" + head + "</extra>",
                 xgap=2, ygap=2,
             ),

@@ -147,6 +147,10 @@ def test_importance_grid_blanks_modules_a_head_does_not_read_and_joins_the_cost(
     fig = channel_charts.importance_heatmaps(grid)
     assert len(fig.data) == 3 and np.isnan(np.asarray(fig.data[1].z, dtype=float)[1]).all()
     assert len(channel_charts.importance_vs_cost(joined, "aux1").data) == 4
+    # A knock-out that gains a few images reads 0.0, not -0.0, and a real gain keeps its sign.
+    grid.loc[grid["head"] == "main", "drop_pp"] = [-0.04, -0.06, 0.04, 2.0, 0.0, -0.0, -1.25, 7.0]
+    text = channel_charts.importance_heatmaps(grid).data[0].text
+    assert [list(row) for row in text] == [["0.0", "-0.1", "0.0", "2.0"], ["0.0", "0.0", "-1.2", "7.0"]]
 
 
 def test_branch_cost_sums_each_branch():
