@@ -130,7 +130,8 @@ def _stem_panel(size: int) -> None:
         "A convolution costs **C_out x C_in x K_H x K_W x H_out x W_out** multiply-adds. On the 3 input channels of "
         "a photo, C_in is tiny and H x W is the whole image, so the size of the map is what to shrink."
     )
-    st.dataframe(figures.stem_frame(terms), hide_index=True)
+    st.dataframe(figures.stem_frame(terms), hide_index=True,
+                 column_config={"stem": st.column_config.TextColumn(width="large")})  # its longest name was cut
     by = {t["stem"]: t for t in terms}
     paper = by["paper stem"]
     full = by["7x7/1, 64 channels (no downsampling)"]
