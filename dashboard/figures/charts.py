@@ -50,14 +50,14 @@ _STAGE_COLORS = {
 def _module_colors() -> dict[str, str]:
     """One colour per ``module`` of gnet.net.cost's rows: the modules of a stage (3, 4, 5) in shades of one
     hue, light to dark with depth, so that 13 modules get 13 colours (a 10-colour palette repeated: the
-    stem and inception5a both showed dark blue) and a stage reads as one; the aux heads and the
-    classifier keep the Heads page's colours."""
+    stem and inception5a both showed dark blue) and a stage reads as one; aux1 keeps the Heads page's
+    orange, aux2 is red and the classifier near black. The "pool" rows cost nothing, so no chart shows them."""
     hues = {"3": "Blues", "4": "Greens", "5": "Purples"}
     colors = {"stem": "#7f7f7f"}
     for stage, scale in hues.items():
         modules = [m for m in INCEPTION_MODULES if m.removeprefix("inception").startswith(stage)]
         colors |= dict(zip(modules, sample_colorscale(scale, np.linspace(0.45, 0.9, len(modules)).tolist())))
-    return colors | {"aux1": HEAD_COLORS["aux1"], "aux2": "#E45756", "head": "#1f1f1f", "pool": "#bdbdbd"}
+    return colors | {"aux1": HEAD_COLORS["aux1"], "aux2": "#E45756", "head": "#1f1f1f"}
 
 
 MODULE_COLORS: dict[str, str] = _module_colors()
