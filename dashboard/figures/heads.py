@@ -109,7 +109,8 @@ def confidence_histograms(confidence: Mapping[str, Sequence[int]], entropy: Mapp
                                      showlegend=col == 1,
                                      hovertemplate="%{x:.3f}: %{y} images<extra>" + head + "</extra>"),
                           row=1, col=col)
-        fig.update_yaxes(type="log", title_text="images" if col == 1 else None, row=1, col=col)
+        # One tick per decade: plotly's default also labels 2 and 5 within each ("1000 5 2 100"), which reads as noise.
+        fig.update_yaxes(type="log", dtick=1, title_text="images" if col == 1 else None, row=1, col=col)
     return _compact(fig, 300)
 
 

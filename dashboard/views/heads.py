@@ -55,8 +55,10 @@ def _one_image(sel: Selection, loaded) -> None:
     st.dataframe(
         summary, hide_index=True,
         column_config={
+            "top1": st.column_config.TextColumn("top-1"),
             "top1_prob": st.column_config.NumberColumn("top-1 prob", format="percent"),
             "entropy_nats": st.column_config.NumberColumn("entropy (nats)", format="%.3f"),
+            "agrees_with_main": st.column_config.CheckboxColumn("agrees with main"),
             "kl_to_main_nats": st.column_config.NumberColumn("KL to main (nats)", format="%.4f"),
         },
     )
@@ -81,7 +83,10 @@ def _batch(sel: Selection, loaded) -> None:
         if accuracy["labelled_samples"].iloc[0]:
             st.dataframe(
                 accuracy, hide_index=True,
-                column_config={"accuracy": st.column_config.NumberColumn("top-1 accuracy", format="percent")},
+                column_config={
+                    "labelled_samples": st.column_config.NumberColumn("labelled samples"),
+                    "accuracy": st.column_config.NumberColumn("top-1 accuracy", format="percent"),
+                },
             )
             st.caption(
                 f"Accuracy over the {accuracy['labelled_samples'].iloc[0]} samples whose true class these "
@@ -100,6 +105,10 @@ def _batch(sel: Selection, loaded) -> None:
         )
     st.dataframe(
         batch, hide_index=True,
-        column_config={f"{h}_prob": st.column_config.NumberColumn(format="percent") for h in HEADS},
+        column_config={  # the CSV keeps the frame's own names
+            "true_label": st.column_config.TextColumn("true class"),
+            **{f"{h}_label": st.column_config.TextColumn(h) for h in HEADS},
+            **{f"{h}_prob": st.column_config.NumberColumn(f"{h} prob", format="percent") for h in HEADS},
+        },
     )
     download_csv(batch, "Predictions on all samples (CSV)", "batch_predictions.csv")

@@ -32,7 +32,7 @@ _PERCENT = st.column_config.NumberColumn(format="percent")
 _TABLE_COLUMNS = {
     "top1": st.column_config.NumberColumn("top-1", format="percent"),
     "top5": st.column_config.NumberColumn("top-5", format="percent"),
-    "ece": st.column_config.NumberColumn("ECE (15 bins)", format="%.4f"),
+    "ece": st.column_config.NumberColumn("ECE (15 bins)", format="percent"),  # as the calibration titles give it
     "mean_confidence": st.column_config.NumberColumn("mean confidence", format="%.4f"),
     "mean_entropy": st.column_config.NumberColumn("mean entropy (nats)", format="%.4f"),
     "agrees_with_main": st.column_config.NumberColumn("agrees with main", format="percent"),
@@ -224,6 +224,7 @@ def _probe_reading(curve: dict) -> str:
     gain, low, high = max(steps)
     text = f"The probe rises fastest from {low} to {high} (+{gain:.1%}). "
     by_point = {p["point"]: p for p in probes}
+    readings, margins = [], []
     for head in ("aux1", "aux2", "main"):
         if head in curve["heads"]:
             found = curve["heads"][head]
@@ -234,11 +235,17 @@ def _probe_reading(curve: dict) -> str:
             noise = 2 * math.sqrt((mine * (1 - mine) + probe * (1 - probe)) / max(n, 1))
             diff = mine - probe
             verdict = "beats" if diff > noise else "trails" if diff < -noise else "matches"
-            numbers = f"{mine:.2%} against {probe:.2%}"
-            if verdict == "matches":
-                numbers += f", within the ±{noise * 100:.1f} points {n:,} images leave to chance"
-            text += f"{head} {verdict} the probe at {found['point']} ({numbers}). "
-    return text.strip()
+            readings.append(f"{head} {verdict} the probe at {found['point']} ({mine:.2%} against {probe:.2%})")
+            margins.append((f"±{noise * 100:.1f}", n))
+    if not readings:
+        return text.strip()
+    # The margin once for all heads (the three used to repeat the same "within the ±0.7 points ..." clause).
+    spans = sorted({m for m, _ in margins}, key=lambda m: float(m[1:]))
+    counts = sorted({n for _, n in margins})
+    span = spans[0] if len(spans) == 1 else f"{spans[0]} to {spans[-1]}"
+    images = " or ".join(f"{n:,}" for n in counts)
+    return (f"{text}{'; '.join(readings)}. A gap counts only beyond two standard errors ({span} points on "
+            f"{images} test images): closer than that, it is chance.")
 
 
 def _gallery(sel: Selection, folder: str | None, key: str, logits, classes: list[str]) -> None:

@@ -101,8 +101,13 @@ def test_heads_compares_three_heads_and_the_batch(app_weights):
     _ok(at)
     summary = at.dataframe[0].value
     assert list(summary["head"]) == ["main", "aux1", "aux2"]
-    batch = next(d.value for d in at.dataframe if "main_label" in d.value.columns)
-    assert len(batch) == len(sample_images())
+    batch = next(d for d in at.dataframe if "main_label" in d.value.columns)
+    assert len(batch.value) == len(sample_images())
+    # The tables show readable names (the CSVs keep the frames' own).
+    labels = {name: c.get("label") for d in (at.dataframe[0], batch) for name, c in json.loads(d.proto.columns).items()}
+    assert {k: labels.get(k) for k in ("top1", "agrees_with_main", "true_label", "aux1_label", "aux2_prob")} == {
+        "top1": "top-1", "agrees_with_main": "agrees with main", "true_label": "true class", "aux1_label": "aux1",
+        "aux2_prob": "aux2 prob"}
     assert not gnet.load(app_weights, "cpu").card.untrained_heads
     assert not at.warning  # every head of the test weights is trained: nothing to warn about
 

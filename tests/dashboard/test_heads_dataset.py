@@ -216,10 +216,15 @@ def test_the_probe_reading_calls_a_gap_within_sampling_noise_a_match():
     # 10,000 images at 93%: two standard errors of a difference are 0.72 points.
     text = _probe_reading(curve(10_000, main=0.9304, aux1=0.9289))
     assert "rises fastest from conv2 to inception4a (+13.2%)" in text
-    assert "aux1 matches the probe at inception4a (92.89% against 93.20%, within the ±0.7 points" in text
-    assert "main matches the probe at inception5b" in text and "aux2" not in text
+    assert "aux1 matches the probe at inception4a (92.89% against 93.20%); main matches the probe" in text
+    assert "aux2" not in text
+    # The margin is said once, for both heads.
+    assert text.endswith("A gap counts only beyond two standard errors (±0.7 points on 10,000 test images): "
+                         "closer than that, it is chance.") and text.count("±") == 1
     text = _probe_reading(curve(10_000, main=0.9400, aux1=0.9200))
     assert "main beats the probe at inception5b (94.00% against 93.20%)." in text
-    assert "aux1 trails the probe at inception4a (92.00% against 93.20%)." in text
+    assert "aux1 trails the probe at inception4a (92.00% against 93.20%);" in text
+    assert "(±0.7 points" in text  # two margins that round the same are one
     # The same 1.2-point gap on 100 images is chance.
-    assert "aux1 matches" in _probe_reading(curve(100, main=0.9400, aux1=0.9200))
+    text = _probe_reading(curve(100, main=0.9400, aux1=0.9200))
+    assert "aux1 matches" in text and "(±6.9 to ±7.4 points on 100 test images)" in text

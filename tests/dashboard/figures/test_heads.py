@@ -28,3 +28,11 @@ def test_the_probe_line_runs_in_depth_order_and_each_head_sits_at_its_point():
 
 def test_without_heads_only_the_probe_line_is_drawn():
     assert len(headcharts.probe_curve(_curve({})).data) == 1
+
+
+def test_confidence_histograms_have_one_tick_per_decade_of_images():
+    counts = {"main": [0, 3, 40, 900], "aux1": [1, 5, 60, 800]}
+    fig = headcharts.confidence_histograms(counts, counts, 2.3)
+    assert [t.name for t in fig.data] == ["main", "aux1", "main", "aux1"]
+    assert (fig.layout.yaxis.type, fig.layout.yaxis.dtick) == ("log", 1)
+    assert (fig.layout.yaxis2.type, fig.layout.yaxis2.dtick) == ("log", 1)
