@@ -225,6 +225,8 @@ def _knockouts(sel: Selection, loaded: gnet.LoadedModel, module: str) -> None:
     st.dataframe(
         tables.knockout_changes(intact, knocked), hide_index=True,
         column_config={
+            "top1_intact": st.column_config.TextColumn("top-1 intact"),
+            "top1_knocked_out": st.column_config.TextColumn("top-1 knocked out"),
             "prob_before": st.column_config.NumberColumn("intact top-1, before", format="percent"),
             "prob_after": st.column_config.NumberColumn("intact top-1, after", format="percent"),
             "total_variation": st.column_config.NumberColumn("distribution moved (TV)", format="%.3f"),

@@ -76,6 +76,9 @@ def test_visualize_knock_out_and_type_a_channel(app_weights):
     assert any("All four branches are off" in w.value for w in at.warning)
     after = _knockouts(at)
     assert (after["total_variation"] > 0).all() and (before["total_variation"] == 0).all()
+    table = next(d for d in at.dataframe if "total_variation" in d.value.columns)
+    labels = {name: c.get("label") for name, c in json.loads(table.proto.columns).items()}
+    assert (labels["top1_intact"], labels["top1_knocked_out"]) == ("top-1 intact", "top-1 knocked out")
 
     at.text_input(key="channels_jump").input("inception4c.5x5:99").run()
     assert [e.value for e in at.error] == ["Channel 99 is out of range: inception4c.5x5 has channels 0 to 63."]
@@ -129,6 +132,11 @@ def test_knockout_tables_show_the_change_per_head():
     assert set(top["head"]) == set(HEADS) and (top.groupby("head").size() >= 5).all()
     fig = channel_charts.knockout_bars(top, ["aux2"])
     assert len(fig.data) == 6 and "aux2 (untrained)" in [a.text for a in fig.layout.annotations]
+    # A probability of ~0 is drawn as a sliver, so that plotly draws its label; hover gives the true value.
+    tiny = pd.DataFrame([{"head": "aux2", "label": "Bag", "intact": 1e-6, "knocked_out": 0.104}])
+    bars = channel_charts.knockout_bars(tiny).data
+    assert bars[0].x[0] == channel_charts._SLIVER and bars[0].text[0] == "0.0%" and bars[0].customdata[0] == 1e-6
+    assert bars[1].x[0] == pytest.approx(0.104) and bars[1].text[0] == "10.4%"
 
 
 def test_importance_grid_blanks_modules_a_head_does_not_read_and_joins_the_cost():
