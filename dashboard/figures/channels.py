@@ -14,7 +14,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures.charts import BRANCH_COLORS, HEAD_COLORS, _compact, _short_stage
+from dashboard.figures.charts import BRANCH_COLORS, HEAD_COLORS, _compact, _short_stage, probability_bar
 
 __all__ = ["importance_heatmaps", "importance_vs_cost", "knockout_bars", "picture_grid"]
 
@@ -41,15 +41,10 @@ def picture_grid(
     return _compact(fig, 30 + row_height * rows, legend=False)
 
 
-# The narrowest bar drawn, as a share of the axis: plotly draws neither a bar that rounds to 0 px nor its text, so
-# a probability of ~1e-5 lost its "0.0%" (seen on the Channels page's aux2 panel). ~1.5 px at the panels' width.
-_SLIVER = 0.007
-
-
 def knockout_bars(top: pd.DataFrame, untrained: Sequence[str] = ()) -> go.Figure:
     """Per head, the intact net's top classes: probability intact (grey) and with the knock-outs (the head's colour).
 
-    Each bar is labelled with its probability; one of ~0 is drawn as a sliver (:data:`_SLIVER`) so that its label shows.
+    Each bar is labelled with its probability (:func:`dashboard.figures.charts.probability_bar`).
 
     ``top``: head, label, intact, knocked_out (one row per class shown, in the order to draw).
     """
@@ -60,10 +55,9 @@ def knockout_bars(top: pd.DataFrame, untrained: Sequence[str] = ()) -> go.Figure
         rows = top[top["head"] == head].iloc[::-1]
         for column, name, color in (("intact", "intact", "#c7c7c7"), ("knocked_out", "knocked out", HEAD_COLORS[head])):
             fig.add_trace(
-                go.Bar(x=np.maximum(rows[column], _SLIVER), y=rows["label"], orientation="h", name=name,
-                       marker_color=color, text=[f"{p:.1%}" for p in rows[column]], textposition="auto",
-                       customdata=rows[column], legendgroup=name, showlegend=i == 1,
-                       hovertemplate="%{y}: %{customdata:.2%}<extra>" + f"{head}, {name}</extra>"),
+                probability_bar(rows[column].tolist(), y=rows["label"], name=name, marker_color=color,
+                                legendgroup=name, showlegend=i == 1,
+                                hovertemplate="%{y}: %{customdata:.2%}<extra>" + f"{head}, {name}</extra>"),
                 row=1, col=i,
             )
         fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=i)

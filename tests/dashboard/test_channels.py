@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.figures import channels as channel_charts
+from dashboard.figures import charts
 from dashboard.figures import tables
 from gnet.data.samples import sample_images
 from gnet.inspect.ablation import ablate
@@ -135,7 +136,7 @@ def test_knockout_tables_show_the_change_per_head():
     # A probability of ~0 is drawn as a sliver, so that plotly draws its label; hover gives the true value.
     tiny = pd.DataFrame([{"head": "aux2", "label": "Bag", "intact": 1e-6, "knocked_out": 0.104}])
     bars = channel_charts.knockout_bars(tiny).data
-    assert bars[0].x[0] == channel_charts._SLIVER and bars[0].text[0] == "0.0%" and bars[0].customdata[0] == 1e-6
+    assert bars[0].x[0] == charts.SLIVER and bars[0].text[0] == "0.0%" and bars[0].customdata[0] == 1e-6
     assert bars[1].x[0] == pytest.approx(0.104) and bars[1].text[0] == "10.4%"
 
 

@@ -37,6 +37,17 @@ def test_top_k_bars_one_panel_per_head_and_marks_untrained():
     assert "aux1 (untrained)" in titles and "main" in titles
 
 
+def test_probability_bars_label_every_bar_level_and_draw_a_zero_as_a_sliver():
+    # A confident head's tail (~1e-5 rounds to 0 px: plotly then drew no "0.0%"), and a 9% bar whose label
+    # plotly's "auto" had stood on end inside it.
+    fig = charts.top_k_bars({"main": [("Ankle boot", 0.9), ("Sneaker", 0.09), ("Bag", 1e-5)]})
+    bar = fig.data[0]
+    assert list(bar.y) == ["Bag", "Sneaker", "Ankle boot"] and list(bar.text) == ["0.0%", "9.0%", "90.0%"]
+    assert list(bar.x) == [charts.SLIVER, 0.09, 0.9] and list(bar.customdata) == [1e-5, 0.09, 0.9]
+    assert list(bar.textposition) == ["outside", "outside", "inside"] and bar.textangle == 0
+    assert "%{customdata:.2%}" in bar.hovertemplate  # hover gives the probability, not the drawn width
+
+
 def test_head_metrics_and_agreement():
     summary = pd.DataFrame({"head": HEADS, "entropy_nats": [0.1, 0.5, 0.9], "kl_to_main_nats": [0.0, 0.2, 0.4]})
     assert len(charts.head_metrics(summary).data) == 2
