@@ -97,7 +97,7 @@ def importance_vs_cost(frame: pd.DataFrame, head: str) -> go.Figure:
     """Each branch's FLOPs (log) against the accuracy ``head`` loses without it, coloured by branch.
 
     Branches that cost the head at least one point are named by module; the crowd near zero is on hover.
-    A name goes above its point, or below it where another named point sits just above (:func:`_label_positions`).
+    A name goes above its point, or beside it where another named point sits just above (:func:`_label_positions`).
     """
     named = (frame["drop_pp"] >= 1).to_numpy()
     names = [_short_stage(m) if n else "" for m, n in zip(frame["module"], named)]
@@ -126,8 +126,8 @@ _NEAR_DECADES, _NEAR_SHARE = 0.06, 0.1
 
 
 def _label_positions(flops: np.ndarray, drops: np.ndarray, named: np.ndarray) -> list[str]:
-    """Where each point's name goes: "top center", or "bottom center" for a named point with another named one
-    just above it (so the two names sit on either side of the pair instead of on top of each other)."""
+    """Where each point's name goes: "top center", or "middle right" for a named point with another named one
+    just above it (below it, the name ran into the points at 0 in the app's narrower chart)."""
     x = np.log10(np.maximum(flops, 1.0))
     span = max(float(np.nanmax(drops, initial=0.0)) - float(np.nanmin(drops, initial=0.0)), 1.0)
     positions = ["top center"] * len(drops)
@@ -135,5 +135,5 @@ def _label_positions(flops: np.ndarray, drops: np.ndarray, named: np.ndarray) ->
         gap = drops - drops[i]
         above = named & (np.abs(x - x[i]) < _NEAR_DECADES) & (gap > 0) & (gap < _NEAR_SHARE * span)
         if above.any():
-            positions[i] = "bottom center"
+            positions[i] = "middle right"
     return positions

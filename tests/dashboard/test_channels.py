@@ -162,7 +162,7 @@ def test_importance_grid_blanks_modules_a_head_does_not_read_and_joins_the_cost(
     assert [list(row) for row in text] == [["0.0", "-0.1", "0.0", "2.0"], ["0.0", "0.0", "-1.2", "7.0"]]
 
 
-def test_importance_vs_cost_puts_a_name_below_its_point_when_another_named_point_sits_just_above():
+def test_importance_vs_cost_puts_a_name_beside_its_point_when_another_named_point_sits_just_above():
     # The bundled net's main head at 64 px: 4c.1x1 (2.2 points) and 3b.pool_proj (1.4) at ~2.1 MFLOPs.
     frame = pd.DataFrame([
         {"module": "inception4c", "branch": "1x1", "flops": 2.10e6, "params": 1, "drop_pp": 2.2},
@@ -174,7 +174,7 @@ def test_importance_vs_cost_puts_a_name_below_its_point_when_another_named_point
     fig = channel_charts.importance_vs_cost(frame, "main")
     placed = {t.name: list(zip(t.text, t.textposition)) for t in fig.data}
     assert placed["1x1"] == [("4c", "top center")]
-    assert placed["pool_proj"] == [("3b", "bottom center"), ("", "top center")]
+    assert placed["pool_proj"] == [("3b", "middle right"), ("", "top center")]
     assert placed["3x3"] == [("3a", "top center")] and placed["5x5"] == [("4a", "top center")]
 
 
