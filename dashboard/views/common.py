@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ __all__ = [
     "error_boundary",
     "need_analysis",
     "need_model",
+    "share_below",
     "try_analysis",
     "untrained_warning",
     "with_progress",
@@ -98,6 +100,13 @@ def need_analysis(sel: Selection) -> tuple[gnet.LoadedModel, gnet.Analysis]:
     return loaded, result
 
 
+def share_below(percentile: float) -> str:
+    """``percentile`` (0 to 100) as the banner says it: "all" at 100, else rounded down, so that 99.96 reads
+    "99.9% of" (it printed "100.0% of", which says every image when one or more scored higher)."""
+    tenths = math.floor(round(percentile * 10, 6))  # rounded first: 57% as 0.57 * 100 is 56.99999999999999
+    return "all" if percentile >= 100 else f"{tenths / 10:.1f}% of"
+
+
 def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
     """A warning when the selected image looks unlike the weights' training data, with a way back to the samples.
 
@@ -117,7 +126,7 @@ def domain_banner(sel: Selection, loaded: gnet.LoadedModel) -> None:
     st.warning(
         f"**This image looks unlike the data these weights were trained on.** The model only knows these "
         f"{len(classes)} classes: {shown}. Whatever the image shows, the heads must pick one of them, so the labels "
-        f"here mean little. (In-domain score {found.score:.1f}: less typical than {found.percentile:.1f}% of "
+        f"here mean little. (In-domain score {found.score:.1f}: less typical than {share_below(found.percentile)} "
         f"{found.reference}; the threshold, {found.threshold:.1f}, lets {THRESHOLD_PERCENTILE:g}% of them through.)",
         icon=":material/travel_explore:",
     )

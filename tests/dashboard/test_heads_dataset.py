@@ -115,6 +115,7 @@ def test_out_of_domain_banner_and_the_way_back(bundled_app):
     _ok(at)
     (warning,) = at.warning
     assert "looks unlike the data these weights were trained on" in warning.value and "Ankle boot" in warning.value
+    assert "less typical than all held-out" in warning.value or "% of held-out" in warning.value
     at.button(key=Keys.DOMAIN_SAMPLE).click().run()
     _ok(at)
     assert at.sidebar.selectbox(key=Keys.SAMPLE).value.slug is not None
@@ -123,6 +124,14 @@ def test_out_of_domain_banner_and_the_way_back(bundled_app):
         at.sidebar.selectbox(key=Keys.SAMPLE).set_value(photo).run()
         at.switch_page(f"routes/{page}.py").run()
         assert any("looks unlike" in w.value for w in at.warning), page
+
+
+def test_the_banner_never_rounds_a_share_up_to_all():
+    from dashboard.views.common import share_below
+
+    # 99.96% printed "100.0% of", which reads as every held-out image scoring lower.
+    assert [share_below(p) for p in (100.0, 99.96, 99.4, 0.57 * 100, 0.0)] == [
+        "all", "99.9% of", "99.4% of", "57.0% of", "0.0% of"]
 
 
 def test_weights_without_calibration_say_so(monkeypatch, tmp_path):
