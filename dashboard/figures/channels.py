@@ -117,9 +117,9 @@ def importance_vs_cost(frame: pd.DataFrame, head: str) -> go.Figure:
     return _compact(fig, 420)
 
 
-# How close two named points may sit before a name collides with the other point, on the chart as drawn
-# (~1,150 x 330 px of plot): a name is ~20 px wide, ~0.03 decades of the FLOPs axis, and sits ~20 px above
-# its point's centre, ~8% of the drop axis. Checked on renders of the three heads' charts for the bundled net:
+# How close two named points may sit before a name collides with the other point, on the chart as the app draws
+# it (~800 x 330 px of plot, two decades of FLOPs): a name is ~20 px wide, ~0.05 decades, and sits ~20 px above its
+# point's centre, ~7% of the drop axis. Checked on renders of the three heads' charts for the bundled net:
 # "4c" (2.2 points) was printed over "3b" (1.4) at ~2.1 MFLOPs for main, and "3b" ran into 4c's point for aux2
 # (3.3 against 1.7 points, 6% of that axis apart).
 _NEAR_DECADES, _NEAR_SHARE = 0.06, 0.1
