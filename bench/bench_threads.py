@@ -12,9 +12,12 @@ of its own, and the main thread runs no torch. All cores by default, as the app 
    second analyze on that thread;
 2. analyze while a second thread that has run torch is alive and idle (a second session's rerun,
    waiting for the model's lock) / the same analyze once that thread has ended;
-3. where row 1's time goes: ten in-place elementwise ops on 2**20 floats (large enough for torch to
-   run each on an OpenMP team; in place, so no allocation is timed) on a new thread / the same ten
-   again on that thread.
+3. a new thread's start-up cost apart from analyze: ten in-place elementwise ops on 2**20 floats
+   (large enough for torch to run each on the thread's OpenMP team, which it starts for the first;
+   in place, so no allocation is timed) on a new thread / the same ten again on that thread.
+
+Rows 1 and 3 vary much from run to run (row 1: 1.2x to 2.6x at 2 threads, 1.1x to 2.2x at 1, in
+the runs of issue 25's notes); row 2 does not (2.0x to 2.4x at 2 threads, 1.0x to 1.1x at 1).
 
 Every repeat runs each row's calls on a new thread, timed inside it (starting a thread is not counted).
 """
