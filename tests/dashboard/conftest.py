@@ -87,6 +87,9 @@ def app_url(chromium_path: Path, artifacts_dir: Path) -> Iterator[str]:
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        # Without this, an edit under dashboard/ while the tests run flags the app's source as
+        # changed, and the running script never finishes: a false failure for whoever is editing.
+        "--server.fileWatcherType", "none",
     ]
     with log.open("w") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
