@@ -41,11 +41,7 @@ __all__ = [
 BRANCH_COLORS: dict[str, str] = {"1x1": "#4C78A8", "3x3": "#F58518", "5x5": "#54A24B", "pool_proj": "#B279A2"}
 HEAD_COLORS: dict[str, str] = {"main": "#4C78A8", "aux1": "#F58518", "aux2": "#54A24B"}
 _STAGE_COLORS = {
-    "stem": "#9ecae1",
-    "inception": "#4C78A8",
-    "pool": "#bdbdbd",
-    "aux": "#F58518",
-    "classifier": "#54A24B",
+    "stem": "#9ecae1", "inception": "#4C78A8", "pool": "#bdbdbd", "aux": "#F58518", "classifier": "#54A24B",
 }
 
 
@@ -298,8 +294,10 @@ def _module_ticks(layers: pd.DataFrame) -> tuple[list[int], list[str]]:
     return first["depth"].tolist(), [_short_stage(m) for m in first["module"]]
 
 
-def _log_axis(fig: go.Figure, title: str) -> None:
-    fig.update_yaxes(type="log", exponentformat="power", title=title)
+def _log_axis(fig: go.Figure, title: str, values: pd.Series) -> None:
+    # Over 3 to 10 decades plotly also labels 2 and 5 in each ("10⁴ 5 2 10³ 5 2"): one tick per decade reads.
+    decades = np.log10(values.max() / values.min()) if len(values) else 0.0
+    fig.update_yaxes(type="log", exponentformat="power", title=title, dtick=1 if 3 <= decades <= 10 else None)
 
 
 def gradient_depth(frame: pd.DataFrame, *, value: str, title: str) -> go.Figure:
@@ -326,7 +324,7 @@ def gradient_depth(frame: pd.DataFrame, *, value: str, title: str) -> go.Figure:
             )
     ticks, labels = _module_ticks(frame)
     fig.update_xaxes(tickvals=ticks, ticktext=labels, title="layer depth (forward order)")
-    _log_axis(fig, title)
+    _log_axis(fig, title, shown[value])
     fig.update_layout(legend={"font": {"size": 11}})
     return _compact(fig, 440)
 
@@ -351,7 +349,7 @@ def aux_ratio_lines(ratios: pd.DataFrame, *, value: str) -> go.Figure:
     fig.add_hline(y=1, line={"color": "#555", "dash": "dot"})
     ticks, labels = _module_ticks(ratios)
     fig.update_xaxes(tickvals=ticks, ticktext=labels, title="layer depth (forward order)")
-    _log_axis(fig, "with aux / without aux")
+    _log_axis(fig, "with aux / without aux", shown[value])
     return _compact(fig, 380)
 
 

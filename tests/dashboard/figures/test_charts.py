@@ -185,6 +185,15 @@ def test_aux_ratio_lines_have_a_rule_at_one():
     assert fig.layout.yaxis.type == "log"
     assert [t.name for t in fig.data] == ["no BN"]
     assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(1, 1)]
+    assert fig.layout.yaxis.dtick == 1  # 4 decades: one tick each, not "10⁴ 5 2 10³ 5 2 ..."
+
+
+def test_log_axes_tick_each_decade_only_over_several():
+    narrow = _norms("BN", "", [1.07, 1.01, 1.0, 0.95]).rename(columns={"norm": "ratio"})
+    assert charts.aux_ratio_lines(narrow, value="ratio").layout.yaxis.dtick is None  # plotly's 0.95, 1, 1.05
+    frame = pd.concat([_norms("no BN", "main", [1e-12, 1e-6, 0.0, 1e2]), _norms("BN", "main", [1e-3, 1e-2, 0.0, 1.0])])
+    assert charts.gradient_depth(frame, value="norm", title="g").layout.yaxis.dtick is None  # 14 decades: plotly's
+    assert charts.gradient_depth(frame[frame["series"] == "BN"], value="norm", title="g").layout.yaxis.dtick == 1
 
 
 def test_gradient_heatmap_layers_by_steps_in_log10():
