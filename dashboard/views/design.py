@@ -71,13 +71,18 @@ def _verdicts(result: dict, size: int, classes: int) -> None:
 
         every = cache.compare(tuple(_choice_of(d) for d in CHOICES), size, classes)
         st.subheader("What each of the paper's choices buys")
-        st.caption(f"Each line flips one choice of the paper's design at {size} px and {classes:,} classes; "
-                   "flip it above to see the network.")
+        several = "".join(f" ({name} flips {len(claims)})" for name, claims in every["claims"].items()
+                          if len(claims) > 1)
+        st.caption(f"Each line flips one choice of the paper's design at {size} px and {classes:,} classes"
+                   f"{several}; flip it above to see the network.")
         lines = []
         for name, claims in every["claims"].items():
-            for c in claims:
-                mark = ":green[**as claimed**]" if c["holds"] else ":orange[**not as claimed**]"
-                lines.append(f"- **{name}** ({mark}): {c['measured']}")
+            marks = [":green[**as claimed**]" if c["holds"] else ":orange[**not as claimed**]" for c in claims]
+            if len(claims) == 1:
+                lines.append(f"- **{name}** ({marks[0]}): {claims[0]['measured']}")
+            else:  # one line per design, each of its choices below it (a design named twice read as a repeat)
+                lines.append(f"- **{name}**, {len(claims)} choices together:")
+                lines += [f"  - {_CLAIM_TITLES[c['choice']]} ({m}): {c['measured']}" for c, m in zip(claims, marks)]
         st.markdown("\n".join(lines))
         return
     st.subheader("What the numbers say")

@@ -32,6 +32,7 @@ def test_the_paper_design_shows_every_choice_and_the_recorded_runs(app_weights):
     for d in lab.CHOICES:
         for claim in lab.claims(lab.cost_of(d), paper):
             assert claim.measured in buys
+        assert buys.count(f"- **{d.name}**") == 1  # a design that flips two choices is one line, not two
     every = at.dataframe[2].value  # the chosen design, the stem formula, then every one-choice change
     assert list(every["design"]) == ["paper", *(d.name for d in lab.CHOICES)]
     runs = load_design_runs()
