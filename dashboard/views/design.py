@@ -71,10 +71,10 @@ def _verdicts(result: dict, size: int, classes: int) -> None:
 
         every = cache.compare(tuple(_choice_of(d) for d in CHOICES), size, classes)
         st.subheader("What each of the paper's choices buys")
-        several = "".join(f" ({name} flips {len(claims)})" for name, claims in every["claims"].items()
+        several = "".join(f", or {len(claims)} for {name}," for name, claims in every["claims"].items()
                           if len(claims) > 1)
-        st.caption(f"Each line flips one choice of the paper's design at {size} px and {classes:,} classes"
-                   f"{several}; flip it above to see the network.")
+        st.caption(f"Each line flips one choice of the paper's design{several} at {size} px and {classes:,} "
+                   "classes; flip it above to see the network.")
         lines = []
         for name, claims in every["claims"].items():
             marks = [":green[**as claimed**]" if c["holds"] else ":orange[**not as claimed**]" for c in claims]
