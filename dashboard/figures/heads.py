@@ -126,11 +126,11 @@ def right_wrong_bars(table: pd.DataFrame) -> go.Figure:
     return _compact(fig, 300)
 
 
-def early_exit_curve(points: pd.DataFrame, main_only: Mapping[str, float], aux1_only: Mapping[str, float]) -> go.Figure:
+def early_exit_curve(points: pd.DataFrame, refs: Mapping[str, Mapping[str, float]]) -> go.Figure:
     """Accuracy against mean cost (share of main-only's multiply-adds), one point per threshold.
 
-    ``points`` has columns threshold, accuracy, relative_cost and the exit shares; the two
-    references are dicts with ``accuracy`` and ``relative_cost``.
+    ``points`` has columns threshold, accuracy, relative_cost and the exit shares; ``refs`` maps
+    main, aux1 and aux2 to their "only" point, a dict with ``accuracy`` and ``relative_cost``.
     """
     fig = go.Figure()
     fig.add_trace(go.Scatter(
@@ -140,8 +140,9 @@ def early_exit_curve(points: pd.DataFrame, main_only: Mapping[str, float], aux1_
         hovertemplate="t = %{customdata[0]}: accuracy %{y:.2%} at %{x:.1%} of main's cost<br>"
         "leaving at aux1 %{customdata[1]:.1%}, aux2 %{customdata[2]:.1%}, main %{customdata[3]:.1%}<extra></extra>",
     ))
-    for name, ref, symbol, color in (("main only", main_only, "star", HEAD_COLORS["main"]),
-                                     ("aux1 only", aux1_only, "diamond", HEAD_COLORS["aux1"])):
+    symbols = {"main": "star", "aux1": "diamond", "aux2": "square"}
+    for head, ref in refs.items():
+        name, symbol, color = f"{head} only", symbols[head], HEAD_COLORS[head]
         fig.add_trace(go.Scatter(x=[ref["relative_cost"]], y=[ref["accuracy"]], mode="markers+text", name=name,
                                  text=[name], textposition="bottom center",
                                  marker={"symbol": symbol, "size": 14, "color": color},

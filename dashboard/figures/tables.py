@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from gnet.heads.stats import gap_margin
 from gnet.net.layers import HEADS, Block, block_of, heads_reaching
 
 if TYPE_CHECKING:
@@ -277,8 +278,14 @@ def exit_summary(curve) -> str:
     costs, main = curve.costs, curve.main_only
     text = [
         f"Main only: **{main.accuracy:.2%}**; aux1 only: **{curve.aux1_only.accuracy:.2%}** at "
-        f"{curve.aux1_only.relative_cost(costs):.0%} of main's cost."
+        f"{curve.aux1_only.relative_cost(costs):.0%} of main's cost; aux2 only: **{curve.aux2_only.accuracy:.2%}** "
+        f"at {curve.aux2_only.relative_cost(costs):.0%}."
     ]
+    gap, margin = curve.aux2_only.accuracy - main.accuracy, gap_margin(curve.aux2_only.accuracy, main.accuracy,
+                                                                       curve.labelled)
+    text.append(f"Cut at inception4d, the net scores {abs(gap) * 100:.2f} points {'above' if gap >= 0 else 'below'} "
+                f"main: {'within' if abs(gap) <= margin else 'beyond'} the ±{margin * 100:.1f} points "
+                f"{curve.labelled:,} labelled images leave to chance.")
     half = curve.best_within(0.5)
     if half is None:
         text.append(f"No threshold gets below 50% of main's cost: aux1, the earliest exit, already costs "

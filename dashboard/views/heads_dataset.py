@@ -18,6 +18,7 @@ from dashboard.views.common import chart, download_csv, download_json
 from dashboard.views.gallery import gallery
 from gnet.data.images import image_digest
 from gnet.heads.early_exit import BRANCHYNET
+from gnet.heads.stats import gap_margin
 from gnet.net.layers import HEADS
 
 __all__ = ["render"]
@@ -162,15 +163,17 @@ def _early_exits(sel: Selection, key: str, logits) -> None:
         f"paper's method. Cost is counted, not timed: multiply-adds per {costs.input_size} px image from the cost "
         f"model, {costs.main_only / 1e6:.1f} M for main only; leaving at aux1 takes {costs.aux1_only / 1e6:.1f} M "
         f"({costs.aux1_only / costs.main_only:.0%} of main), at aux2 {costs.exit_macs['aux2'] / 1e6:.1f} M, and "
-        f"going on to main after both aux heads {costs.exit_macs['main'] / 1e6:.1f} M."
+        f"going on to main after both aux heads {costs.exit_macs['main'] / 1e6:.1f} M. *aux2 only* is no threshold "
+        f"of the cascade: the net cut at inception4d with aux2 as its classifier and no aux1, "
+        f"{costs.aux2_only / 1e6:.1f} M ({costs.aux2_only / costs.main_only:.0%} of main)."
     )
     rows = pd.DataFrame(curve.table())
     if curve.main_only.accuracy is None:
         st.info("Without labels there is no accuracy to trade: the table gives each threshold's cost and exits.")
     else:
         ref = {name: {"accuracy": p.accuracy, "relative_cost": p.relative_cost(costs)}
-               for name, p in (("main", curve.main_only), ("aux1", curve.aux1_only))}
-        chart(headcharts.early_exit_curve(rows, ref["main"], ref["aux1"]),
+               for name, p in (("main", curve.main_only), ("aux1", curve.aux1_only), ("aux2", curve.aux2_only))}
+        chart(headcharts.early_exit_curve(rows, ref),
               "Each point is one threshold from 0.5 to 1 (hover for the exit shares). Points left of main only "
               "save compute; points as high as main save it for free.", key="heads-early-exit")
         st.markdown(tables.exit_summary(curve))
@@ -230,9 +233,8 @@ def _probe_reading(curve: dict) -> str:
             found = curve["heads"][head]
             at = by_point[found["point"]]
             mine, probe, n = found["accuracy"], at["accuracy"], at["test_images"]
-            # Two standard errors of the difference of two accuracies on n images: below it, a gap of a few
-            # tenths of a point (0.33 on 10,000 images once read "trails") is sampling noise.
-            noise = 2 * math.sqrt((mine * (1 - mine) + probe * (1 - probe)) / max(n, 1))
+            # Below it, a gap of a few tenths of a point (0.33 on 10,000 images once read "trails") is chance.
+            noise = gap_margin(mine, probe, n)
             diff = mine - probe
             verdict = "beats" if diff > noise else "trails" if diff < -noise else "matches"
             readings.append(f"{head} {verdict} the probe at {found['point']} ({mine:.2%} against {probe:.2%})")

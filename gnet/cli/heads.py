@@ -103,8 +103,9 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _exit_rows(curve) -> list[dict]:
-    """The curve's rows after its two reference points, thresholds written as text."""
-    refs = [("main only (t > 1)", curve.main_only), ("aux1 only (t = 0)", curve.aux1_only)]
+    """The curve's rows after its three reference points, thresholds written as text."""
+    refs = [("main only (t > 1)", curve.main_only), ("aux1 only (t = 0)", curve.aux1_only),
+            ("aux2 only (no aux1)", curve.aux2_only)]
     named = [{**p.row(curve.costs), "threshold": name} for name, p in refs]
     return named + [{**row, "threshold": f"{row['threshold']:g}"} for row in curve.table()]
 
@@ -117,7 +118,9 @@ def _print_exits(curve) -> None:
           "analysis of them as exits, not the paper's method.")
     print(f"Multiply-adds per {c.input_size} px image: main only {c.main_only / 1e6:.2f} M, aux1 only "
           f"{c.aux1_only / 1e6:.2f} M ({c.aux1_only / c.main_only:.1%} of main); leaving at aux2 "
-          f"{c.exit_macs['aux2'] / 1e6:.2f} M, at main with both aux heads {c.exit_macs['main'] / 1e6:.2f} M.\n")
+          f"{c.exit_macs['aux2'] / 1e6:.2f} M, at main with both aux heads {c.exit_macs['main'] / 1e6:.2f} M; "
+          f"aux2 only, the net cut at inception4d without aux1, {c.aux2_only / 1e6:.2f} M "
+          f"({c.aux2_only / c.main_only:.1%} of main).\n")
     columns = f"{'accuracy':>10}{'mean M MACs':>13}{'of main':>9}{'at aux1':>9}{'at aux2':>9}{'at main':>9}"
     print(f"{'threshold':<19}{columns}")
     for r in _exit_rows(curve):

@@ -22,7 +22,9 @@ rows' forward order, with their ``module`` field:
 
 When ``t > 1`` no exit test can pass, so the cascade computes no auxiliary head and every
 image costs exactly what the network without auxiliary heads costs: the paper's
-inference ("main only"). ``t = 0`` sends every image out at aux1 ("aux1 only").
+inference ("main only"). ``t = 0`` sends every image out at aux1 ("aux1 only"). A third
+reference is no point of the cascade: the network cut at inception4d, with aux2 as its only
+classifier and aux1 not computed ("aux2 only").
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class ExitCosts:
     exit_macs: dict[str, int]  # leaving at aux1 / aux2 / main, with every head computed on the way
     main_only: int  # the network without auxiliary heads (the paper's inference)
     aux1_only: int  # the trunk to inception4a and aux1: every image leaves at aux1
+    aux2_only: int  # the trunk to inception4d and aux2, aux1 not computed: every image leaves at aux2
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class ExitCosts:
             "exit_macs": dict(self.exit_macs),
             "main_only": self.main_only,
             "aux1_only": self.aux1_only,
+            "aux2_only": self.aux2_only,
         }
 
 
@@ -89,9 +93,10 @@ def exit_costs(rows: Sequence[CostRow], input_size: int) -> ExitCosts:
 
     main_only = sum(r.macs for r in trunk)
     aux1 = trunk_to(AUX_ATTACH["aux1"]) + aux_rows["aux1"]
-    aux2 = trunk_to(AUX_ATTACH["aux2"]) + aux_rows["aux1"] + aux_rows["aux2"]
+    aux2_only = trunk_to(AUX_ATTACH["aux2"]) + aux_rows["aux2"]
+    aux2 = aux2_only + aux_rows["aux1"]
     main = main_only + aux_rows["aux1"] + aux_rows["aux2"]
-    return ExitCosts(input_size, {"aux1": aux1, "aux2": aux2, "main": main}, main_only, aux1)
+    return ExitCosts(input_size, {"aux1": aux1, "aux2": aux2, "main": main}, main_only, aux1, aux2_only)
 
 
 @dataclass(frozen=True)
@@ -125,12 +130,14 @@ class ExitPoint:
 
 @dataclass(frozen=True)
 class ExitCurve:
-    """Accuracy against mean cost as the threshold goes from 0.5 to 1, with the two reference points."""
+    """Accuracy against mean cost as the threshold goes from 0.5 to 1, with the three reference points."""
 
     costs: ExitCosts
     points: list[ExitPoint]
     main_only: ExitPoint  # threshold above 1: no exit is taken, no aux head computed
     aux1_only: ExitPoint  # threshold 0: every image leaves at aux1
+    aux2_only: ExitPoint  # no threshold: the net cut at inception4d, every image leaves at aux2 (threshold 0)
+    labelled: int  # the images with a known label: what every accuracy here is measured on
 
     def best_within(self, fraction: float) -> ExitPoint | None:
         """The most accurate point costing at most ``fraction`` of main-only (None when none is that cheap)."""
@@ -148,19 +155,24 @@ class ExitCurve:
             "costs": self.costs.to_dict(),
             "main_only": self.main_only.to_dict(),
             "aux1_only": self.aux1_only.to_dict(),
+            "aux2_only": self.aux2_only.to_dict(),
+            "labelled": self.labelled,
             "points": [p.to_dict() for p in self.points],
         }
 
 
 def _point(
     threshold: float, confidence: dict[str, np.ndarray], correct: dict[str, np.ndarray], known: np.ndarray,
-    costs: ExitCosts,
+    costs: ExitCosts, only: tuple[str, int] | None = None,
 ) -> ExitPoint:
+    """The cascade at ``threshold``; with ``only`` (an exit, its cost), every image leaves there at that cost."""
     n = len(confidence["main"])
     if threshold > 1.0:
         # No probability reaches t: the cascade never computes an aux head (the paper's inference).
-        leave = np.full(n, EXITS.index("main"))
-        cost = np.full(n, float(costs.main_only))
+        only = ("main", costs.main_only)
+    if only is not None:
+        leave = np.full(n, EXITS.index(only[0]))
+        cost = np.full(n, float(only[1]))
     else:
         at_aux1 = confidence["aux1"] >= threshold
         at_aux2 = ~at_aux1 & (confidence["aux2"] >= threshold)
@@ -190,4 +202,6 @@ def early_exits(
         points=[_point(t, confidence, correct, known, costs) for t in thresholds],
         main_only=_point(float("inf"), confidence, correct, known, costs),
         aux1_only=_point(0.0, confidence, correct, known, costs),
+        aux2_only=_point(0.0, confidence, correct, known, costs, only=("aux2", costs.aux2_only)),
+        labelled=int(known.sum()),
     )

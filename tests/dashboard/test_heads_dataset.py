@@ -69,7 +69,7 @@ def test_the_dataset_section_on_the_shipped_logits(bundled_app):
     counts = _array(heatmaps[0]["customdata"])
     assert counts.shape == (10, 10) and counts.sum() == 10_000
     text = _chart_text(at)
-    assert "main only" in text and "aux1 only" in text and "perfect calibration" in text
+    assert "main only" in text and "aux1 only" in text and "aux2 only" in text and "perfect calibration" in text
     markdown = " ".join(m.value for m in at.markdown)
     assert "BranchyNet" in markdown and "discards the auxiliary heads at inference" in markdown
     assert any("Click one" in c.value for c in at.caption)

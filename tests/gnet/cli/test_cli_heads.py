@@ -51,6 +51,8 @@ def test_heads_json_over_a_folder(checkpoint, folder, capsys):
         assert len(stats["reliability"]["count"]) == 15
     exits = out["early_exits"]
     assert exits["main_only"]["share"]["main"] == 1.0 and "BranchyNet" in exits["idea"]
+    assert exits["aux2_only"]["share"]["aux2"] == 1.0
+    assert exits["aux1_only"]["mean_macs"] < exits["costs"]["aux2_only"] == exits["aux2_only"]["mean_macs"]
     assert all(d["top"]["main"][0]["index"] != d["top"][d["aux"]][0]["index"] for d in out["disagreements"])
     again = _json(capsys, ["heads", "--weights", str(checkpoint), "--data", str(folder), "--device", "cpu", "--json"])
     assert again["origin"] == "disk cache" and again["comparison"]["table"] == comparison["table"]
@@ -70,6 +72,7 @@ def test_heads_text_csv_and_exits(checkpoint, folder, capsys):
     assert main([*base, "--exits", "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows[0]["threshold"] == "main only (t > 1)" and float(rows[0]["exit_main"]) == 1.0
+    assert rows[2]["threshold"] == "aux2 only (no aux1)" and float(rows[2]["exit_aux2"]) == 1.0
 
 
 def test_heads_on_the_bundled_weights_uses_the_shipped_logits(capsys):

@@ -1,5 +1,5 @@
-"""Early exits: the two ends of the threshold range reproduce main only and aux1 only exactly,
-and every point matches an image-by-image walk through the cascade."""
+"""Early exits: the two ends of the threshold range reproduce main only and aux1 only exactly, aux2 only
+is the net cut at inception4d, and every point matches an image-by-image walk through the cascade."""
 
 from __future__ import annotations
 
@@ -70,6 +70,17 @@ def test_threshold_zero_is_aux1_only_exactly(rows, logit_set):
     assert point.accuracy == float((logit_set.logits["aux1"].argmax(1) == logit_set.labels).mean())
     assert point.mean_macs == _direct_costs(rows)[1]
     assert point.share == {"aux1": 1.0, "aux2": 0.0, "main": 0.0}
+
+
+def test_aux2_only_is_the_net_cut_at_4d_without_aux1(rows, logit_set):
+    costs = exit_costs(rows, 64)
+    _, _, aux2_exit, aux_head = _direct_costs(rows)
+    assert costs.aux2_only == aux2_exit - aux_head["aux1"]  # aux1 is not computed on the way
+    assert costs.aux1_only < costs.aux2_only < costs.exit_macs["aux2"] < costs.main_only
+    point = early_exits(logit_set, costs, thresholds=[0.5]).aux2_only
+    assert point.accuracy == float((logit_set.logits["aux2"].argmax(1) == logit_set.labels).mean())
+    assert point.mean_macs == costs.aux2_only
+    assert point.share == {"aux1": 0.0, "aux2": 1.0, "main": 0.0}
 
 
 def test_every_threshold_matches_an_image_by_image_walk(rows, logit_set):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gnet.heads.logits import HeadLogitSet
-from gnet.heads.stats import compare_heads, disagreements, expected_calibration_error, reliability
+from gnet.heads.stats import compare_heads, disagreements, expected_calibration_error, gap_margin, reliability
 from gnet.net.layers import HEADS
 
 
@@ -137,3 +137,15 @@ def test_disagreements_are_ranked_by_kl_and_only_where_top1_differs():
     assert [c for c, _ in first.top["main"]][0] == int(main[first.index].argmax())
     assert len(first.top["aux1"]) == 3 and math.isclose(first.top["main"][0][1], main[first.index].max())
     assert len(disagreements(s, limit=5)) == 5
+
+
+def test_gap_margin_holds_95_percent_of_chance_gaps():
+    # Two heads of the same true accuracy, scored on independent samples of n images: their gap stays
+    # within the margin about 95% of the time (two standard errors), and 10,000 images give ~0.7 points.
+    rng = np.random.default_rng(0)
+    n, p, trials = 10_000, 0.93, 4_000
+    gaps = (rng.binomial(n, p, trials) - rng.binomial(n, p, trials)) / n
+    margin = gap_margin(p, p, n)
+    assert 0.94 < float((np.abs(gaps) <= margin).mean()) < 0.97
+    assert round(margin * 100, 1) == 0.7
+    assert gap_margin(p, p, 100) == pytest.approx(margin * 10)  # a hundred times fewer images: ten times wider
