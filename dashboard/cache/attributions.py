@@ -62,7 +62,7 @@ def attribution(
     options = {}
     if request.method == "integrated_gradients":
         options = {"n_steps": request.n_steps, "nt_samples": request.nt_samples}
-    from gnet.inspect.attributions import attribute
+    from gnet.inspect.attributions import GRAD_CAM_BRANCH, attribute
 
     result = attribute(
         loaded,
@@ -71,7 +71,7 @@ def attribution(
         head=request.head,
         target=request.target,
         module=request.module or "inception4e",
-        branch=request.branch or "3x3",
+        branch=request.branch or GRAD_CAM_BRANCH,
         progress=progress,
         **options,
     )

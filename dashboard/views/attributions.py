@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import numpy as np
@@ -15,6 +16,7 @@ from dashboard.figures import charts
 from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
 from gnet.inspect.attributions import (
+    GRAD_CAM_BRANCH,
     IG_MAX_SAMPLES,
     IG_MAX_STEPS,
     METHODS,
@@ -49,37 +51,64 @@ def render(sel: Selection) -> None:
     if st.session_state.pop(Keys.ATTR_STOPPED, False):
         st.info("Stopped. Nothing was kept from the interrupted computation.")
     try:
-        found = [item for request in requests if (item := _result(sel, request, run)) is not None]
+        found = [(request, item) for request in requests if (item := _result(sel, request, run)) is not None]
     except Stopped:
         return
     if not found:
         st.info("Press **Compute** to run the selected methods. Results are kept, so coming back costs nothing.")
         return
     columns = st.columns(len(found))
-    for column, item in zip(columns, found):
+    for column, (request, item) in zip(columns, found):
         with column:
             chart(
                 charts.overlay(result.image, item.heatmap, item.title, height=440),
-                _caption(item),
+                _caption(item, _other_branches_with_evidence(sel, request, item, run)),
                 key=f"attr-{item.method}",
             )
     buttons = st.columns(len(found) + 1)
     with buttons[0]:
-        download_json([a.to_dict() for a in found], "Settings (JSON)", "attributions.json")
-    for column, item in zip(buttons[1:], found):
+        download_json([a.to_dict() for _, a in found], "Settings (JSON)", "attributions.json")
+    for column, (_, item) in zip(buttons[1:], found):
         with column:
             download_csv(pd.DataFrame(np.round(item.heatmap, 4)), f"{METHODS[item.method]} map (CSV)", f"{item.method}.csv")
 
 
-def _caption(item: Attribution) -> str:
-    """The method's caption and time; first, for a map that is zero everywhere, why it is empty."""
+def _other_branches_with_evidence(sel: Selection, request: AttributionRequest, item: Attribution,
+                                  run: bool) -> list[str] | None:
+    """For an empty Grad-CAM map, the module's other branches whose map (same head and class) is not empty.
+
+    They are computed with it (Grad-CAM takes one forward and backward pass) and kept like any other
+    map; None where the map is not an empty Grad-CAM, or where one of them is not known.
+    """
+    if item.method != "grad_cam" or not item.blank:
+        return None
+    others = [attributions.attribution(sel.weights, sel.device, sel.digest, sel.image,
+                                       dataclasses.replace(request, branch=branch), compute=run)
+              for branch in BRANCHES if branch != request.branch]
+    if any(other is None for other in others):
+        return None
+    return [other.layer.rsplit(".", 1)[1] for other in others if not other.blank]
+
+
+def _caption(item: Attribution, elsewhere: list[str] | None = None) -> str:
+    """The method's caption and time; first, for a map that is zero everywhere, why it is empty, and (``elsewhere``,
+    for Grad-CAM) which other branches of the module do find evidence."""
     caption = f"{_CAPTIONS[item.method]} ({item.seconds:.1f} s)"
     if not item.blank:
         return caption
     if item.method == "grad_cam":
+        module = item.layer.rsplit(".", 1)[0]
+        if elsewhere is None:
+            where = "Another branch or module may show where the evidence is."
+        elif len(elsewhere) == 1:
+            where = f"On {module}, {elsewhere[0]} does: pick it under Grad-CAM branch."
+        elif elsewhere:
+            where = f"On {module}, {', '.join(elsewhere[:-1])} and {elsewhere[-1]} do: pick one under Grad-CAM branch."
+        else:
+            where = f"No other branch of {module} does either: try another module."
         why = (f"**Nothing here: on {item.layer}, no position supports {item.target_label}.** The branch's maps "
-               "weighted by their gradient sum to a negative value everywhere, and Grad-CAM keeps only the "
-               "positive part. Another branch or module may show where the evidence is.")
+               f"weighted by their gradient sum to a negative value everywhere, and Grad-CAM keeps only the "
+               f"positive part. {where}")
     else:
         why = f"**Nothing here: the {item.head} head's {item.target_label} score does not change with any pixel.**"
     return f"{why} {caption}"
@@ -149,7 +178,7 @@ def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
             help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of 4x4 or more.",
         )
         url.publish(url.MODULE, module)
-        url.restore(url.BRANCH, Keys.ATTR_BRANCH, "3x3", BRANCHES.__contains__, what="branch")
+        url.restore(url.BRANCH, Keys.ATTR_BRANCH, GRAD_CAM_BRANCH, BRANCHES.__contains__, what="branch")
         branch = b.selectbox("Grad-CAM branch", list(BRANCHES), key=Keys.ATTR_BRANCH)
         url.publish(url.BRANCH, branch)
     n_steps = nt_samples = 0

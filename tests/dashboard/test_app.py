@@ -19,7 +19,9 @@ from dashboard import live
 from dashboard.cache import gradients, models
 from gnet.data.samples import sample_images
 from gnet.inspect import gradients as gradients_module
+from gnet.inspect.attributions import GRAD_CAM_BRANCH, grad_cam
 from gnet.inspect.gradients import aux_ratio, compare_variants
+from gnet.net.layers import BRANCHES
 from gnet.train.runs import load_runs
 from tests.conftest import write_fake_fashion_mnist
 
@@ -255,11 +257,37 @@ def test_attributions_compute_and_are_kept(app_weights):
     at.button(key="attributions_run").click().run()
     _ok(at)
     assert len(at.get("plotly_chart")) == 2  # Saliency and Grad-CAM, the defaults
-    at.selectbox(key="attributions_branch").set_value("1x1").run()  # a new request: not computed yet
+    assert at.selectbox(key="attributions_branch").value == GRAD_CAM_BRANCH
+    at.selectbox(key="attributions_branch").set_value("5x5").run()  # a new request: not computed yet
     _ok(at)
     assert len(at.get("plotly_chart")) == 1
-    at.selectbox(key="attributions_branch").set_value("3x3").run()  # back: from memory, no button
+    at.selectbox(key="attributions_branch").set_value(GRAD_CAM_BRANCH).run()  # back: from memory, no button
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_an_empty_grad_cam_names_the_branches_of_its_module_that_find_evidence(app_weights):
+    loaded = gnet.load(app_weights, "cpu")
+    for sample in sample_images():  # on the bundled net, fmnist_shirt_4's inception4e.3x3 (checked)
+        x = loaded.preprocess(sample.path)
+        target = gnet.analyze(loaded, x).heads["main"].top[0].index
+        found = {b: grad_cam(loaded.net, x, target, module="inception4e", branch=b).max() > 0 for b in BRANCHES}
+        if not all(found.values()):
+            break
+    else:
+        pytest.skip(f"no sample leaves a Grad-CAM of main on inception4e empty with {app_weights} weights")
+    empty = next(b for b, any_evidence in found.items() if not any_evidence)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for name, value in {"sample": sample.name, "method": "grad_cam", "module": "inception4e", "branch": empty}.items():
+        at.query_params[name] = value
+    at.run()
+    at.switch_page("routes/attributions.py").run()
+    at.button(key="attributions_run").click().run()
+    _ok(at)
+    (caption,) = [c.value for c in at.caption if c.value.startswith("**Nothing here")]
+    others = [b for b in BRANCHES if b != empty and found[b]]
+    assert f"on inception4e.{empty}, no position supports" in caption
+    assert (f"On inception4e, {others[0]} does" if len(others) == 1 else
+            f"and {others[-1]} do" if others else "No other branch of inception4e does either") in caption
 
 
 def test_attribution_captions_say_why_a_map_is_empty():
@@ -274,6 +302,10 @@ def test_attribution_captions_say_why_a_map_is_empty():
     found = np.zeros((8, 8), np.float32)
     found[2, 2] = 1.0
     assert "Nothing here" not in _caption(dataclasses.replace(cam, heatmap=found))
+    assert "Another branch or module may show where the evidence is." in _caption(cam)  # the others unknown
+    assert "On inception4e, 1x1 does: pick it under Grad-CAM branch." in _caption(cam, ["1x1"])
+    assert "On inception4e, 1x1, 5x5 and pool_proj do: pick one" in _caption(cam, ["1x1", "5x5", "pool_proj"])
+    assert "No other branch of inception4e does either: try another module." in _caption(cam, [])
     flat = Attribution("saliency", "aux1", 6, "Shirt", np.zeros((8, 8), np.float32), None, 0.1)
     assert "aux1 head's Shirt score does not change with any pixel" in _caption(flat)
 
