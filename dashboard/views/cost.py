@@ -16,6 +16,18 @@ __all__ = ["render"]
 
 _SIZES = (64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512)
 _METRICS = {"flops": "FLOPs (2 per multiply-add)", "macs": "multiply-adds", "params": "parameters"}
+# The table's counts with thousands separators ("9633792" read as a digit string) and readable names;
+# the CSV keeps the frame's names and plain integers.
+_LAYER_COLUMNS = {
+    "out_shape": st.column_config.TextColumn("output (C x H x W)"),
+    "params": st.column_config.NumberColumn("params", format="localized"),
+    "macs": st.column_config.NumberColumn("multiply-adds", format="localized"),
+    "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
+    "other_ops": st.column_config.NumberColumn(
+        "other ops", format="localized",
+        help="An estimate for the layers without multiply-adds (not in FLOPs): ReLU 1 per output element, batch "
+             "norm 2, pooling the window's size per output element."),
+}
 
 
 def render(sel: Selection) -> None:
@@ -51,7 +63,7 @@ def render(sel: Selection) -> None:
     )
     st.subheader("Every layer")
     st.caption("Click a column header to sort.")
-    st.dataframe(rows, hide_index=True, height=320)
+    st.dataframe(rows, hide_index=True, height=320, column_config=_LAYER_COLUMNS)
     download_csv(rows, "Per-layer cost (CSV)", f"googlenet_cost_{size}px.csv")
     st.page_link("routes/design.py", label="What would the 1x1 reductions, the stem or global average pooling cost "
                  "done otherwise? The Design lab builds those networks", icon=":material/science:")

@@ -232,6 +232,10 @@ def test_cost_table_and_paper(app_weights):
     size = gnet.load(app_weights, "cpu").card.input_size
     rows, paper = at.dataframe[0].value, at.dataframe[1].value
     assert len(rows) == len(gnet.flops(net, size))
+    columns = json.loads(at.dataframe[0].proto.columns)  # counts with thousands separators, under readable names
+    counts = ("params", "macs", "flops", "other_ops")
+    assert {c: columns[c]["type_config"]["format"] for c in counts} == dict.fromkeys(counts, "localized")
+    assert columns["macs"]["label"] == "multiply-adds" and columns["out_shape"]["label"] == "output (C x H x W)"
     # Table 1 is compared with the paper's layout at 224 px whatever the loaded net, not with the loaded net.
     expected = gnet.table1_comparison(224).set_index("name")
     shown = paper.set_index("layer")
