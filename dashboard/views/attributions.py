@@ -82,9 +82,11 @@ def _other_branches_with_evidence(sel: Selection, request: AttributionRequest, i
     """
     if item.method != "grad_cam" or not item.blank:
         return None
-    others = [attributions.attribution(sel.weights, sel.device, sel.digest, sel.image,
-                                       dataclasses.replace(request, branch=branch), compute=run)
-              for branch in BRANCHES if branch != request.branch]
+    module = item.layer.rsplit(".", 1)[0]
+    with st.spinner(f"Looking for evidence in the other branches of {module}...", show_time=True):
+        others = [attributions.attribution(sel.weights, sel.device, sel.digest, sel.image,
+                                           dataclasses.replace(request, branch=branch), compute=run)
+                  for branch in BRANCHES if branch != request.branch]
     if any(other is None for other in others):
         return None
     return [other.layer.rsplit(".", 1)[1] for other in others if not other.blank]
