@@ -172,7 +172,7 @@ def _early_exits(sel: Selection, key: str, logits) -> None:
         st.info("Without labels there is no accuracy to trade: the table gives each threshold's cost and exits.")
     else:
         ref = {name: {"accuracy": p.accuracy, "relative_cost": p.relative_cost(costs)}
-               for name, p in (("main", curve.main_only), ("aux1", curve.aux1_only), ("aux2", curve.aux2_only))}
+               for name, p in curve.references.items()}
         chart(headcharts.early_exit_curve(rows, ref),
               "Each point is one threshold from 0.5 to 1 (hover for the exit shares). Points left of main only "
               "save compute; points as high as main save it for free.", key="heads-early-exit")

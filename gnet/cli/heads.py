@@ -104,9 +104,8 @@ def _print_table(rows: list[dict]) -> None:
 
 def _exit_rows(curve) -> list[dict]:
     """The curve's rows after its three reference points, thresholds written as text."""
-    refs = [("main only (t > 1)", curve.main_only), ("aux1 only (t = 0)", curve.aux1_only),
-            ("aux2 only (no aux1)", curve.aux2_only)]
-    named = [{**p.row(curve.costs), "threshold": name} for name, p in refs]
+    how = {"main": "t > 1", "aux1": "t = 0", "aux2": "no aux1"}
+    named = [{**p.row(curve.costs), "threshold": f"{head} only ({how[head]})"} for head, p in curve.references.items()]
     return named + [{**row, "threshold": f"{row['threshold']:g}"} for row in curve.table()]
 
 

@@ -139,6 +139,11 @@ class ExitCurve:
     aux2_only: ExitPoint  # no threshold: the net cut at inception4d, every image leaves at aux2 (threshold 0)
     labelled: int  # the images with a known label: what every accuracy here is measured on
 
+    @property
+    def references(self) -> dict[str, ExitPoint]:
+        """The three reference points, each head alone: {"main": main_only, "aux1": aux1_only, "aux2": aux2_only}."""
+        return {"main": self.main_only, "aux1": self.aux1_only, "aux2": self.aux2_only}
+
     def best_within(self, fraction: float) -> ExitPoint | None:
         """The most accurate point costing at most ``fraction`` of main-only (None when none is that cheap)."""
         cheap = [p for p in self.points if p.relative_cost(self.costs) <= fraction and p.accuracy is not None]

@@ -70,7 +70,7 @@ def test_the_exit_summary_says_whether_cutting_at_4d_loses_more_than_chance():
 def test_the_early_exit_chart_marks_each_head_alone():
     curve = _exit_curve(0.0)
     refs = {h: {"accuracy": p.accuracy, "relative_cost": p.relative_cost(curve.costs)}
-            for h, p in (("main", curve.main_only), ("aux1", curve.aux1_only), ("aux2", curve.aux2_only))}
+            for h, p in curve.references.items()}
     fig = headcharts.early_exit_curve(pd.DataFrame(curve.table()), refs)
     marks = {t.name: (t.x[0], t.y[0]) for t in fig.data[1:]}
     assert list(marks) == ["main only", "aux1 only", "aux2 only"]
