@@ -89,6 +89,26 @@ def modules_with_hooks(net: torch.nn.Module) -> list[str]:
     ]
 
 
+def sample_with_an_empty_grad_cam(loaded: LoadedModel, module: str = "inception4e"):
+    """The first bundled sample whose Grad-CAM of main's top class on ``module`` is empty for some branch,
+    and for each branch whether its map finds evidence; pytest skips where no sample has one.
+
+    On the bundled net the first is fmnist_bag_18, its 3x3 and 5x5 maps empty (checked).
+    """
+    from gnet.data.samples import sample_images
+    from gnet.inspect.attributions import grad_cam
+    from gnet.inspect.probe import analyze
+    from gnet.net.layers import BRANCHES
+
+    for sample in sample_images():
+        x = loaded.preprocess(sample.path)
+        target = analyze(loaded, x).heads["main"].top[0].index
+        found = {b: bool(grad_cam(loaded.net, x, target, module=module, branch=b).max() > 0) for b in BRANCHES}
+        if not all(found.values()):
+            return sample, found
+    pytest.skip(f"no sample leaves a Grad-CAM of main on {module} empty with {loaded.card.name}")
+
+
 # ---------------------------------------------------------------------------------------------
 # A small colour image folder (root/<class>/<image>), shared by the folder, training and distributed tests.
 

@@ -62,7 +62,7 @@ def attribution(
     options = {}
     if request.method == "integrated_gradients":
         options = {"n_steps": request.n_steps, "nt_samples": request.nt_samples}
-    from gnet.inspect.attributions import GRAD_CAM_BRANCH, attribute
+    from gnet.inspect.attributions import GRAD_CAM_BRANCH, GRAD_CAM_MODULE, attribute
 
     result = attribute(
         loaded,
@@ -70,7 +70,7 @@ def attribution(
         request.method,
         head=request.head,
         target=request.target,
-        module=request.module or "inception4e",
+        module=request.module or GRAD_CAM_MODULE,
         branch=request.branch or GRAD_CAM_BRANCH,
         progress=progress,
         **options,

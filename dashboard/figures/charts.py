@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from gnet.inspect.drawing import OVERLAY_STOPS
 from gnet.net.layers import AUX_ATTACH, INCEPTION_MODULES
 
 __all__ = [
@@ -61,13 +62,8 @@ def _module_colors() -> dict[str, str]:
 MODULE_COLORS: dict[str, str] = _module_colors()
 _LOSS_DASH: dict[str, str] = {"main": "solid", "aux1": "dot", "aux2": "dashdot", "combined": "dash"}
 _MAP_SCALE = "Viridis"
-# Transparent where the map is low, so the image stays readable under the hot spots.
-_OVERLAY_SCALE = [
-    [0.0, "rgba(0, 0, 0, 0)"],
-    [0.25, "rgba(120, 28, 109, 0.35)"],
-    [0.6, "rgba(237, 105, 37, 0.7)"],
-    [1.0, "rgba(252, 255, 164, 0.9)"],
-]
+# Transparent where the map is low; the stops are gnet's, so `gnet attribute --out` draws a map alike.
+_OVERLAY_SCALE = [[level, f"rgba({r}, {g}, {b}, {alpha})"] for level, (r, g, b), alpha in OVERLAY_STOPS]
 
 
 def _compact(fig: go.Figure, height: int, *, legend: bool = True) -> go.Figure:

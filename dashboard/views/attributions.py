@@ -17,11 +17,13 @@ from dashboard.state import Keys, Selection
 from dashboard.views.common import chart, domain_banner, download_csv, download_json, need_analysis
 from gnet.inspect.attributions import (
     GRAD_CAM_BRANCH,
+    GRAD_CAM_MIN_SIZE,
     IG_MAX_SAMPLES,
     IG_MAX_STEPS,
     METHODS,
     Attribution,
     Stopped,
+    grad_cam_module,
     plan_integrated_gradients,
 )
 from gnet.net.layers import BRANCHES, modules_read_by
@@ -168,16 +170,15 @@ def _controls(sel: Selection, loaded, result) -> list[AttributionRequest]:
     module = branch = ""
     if "grad_cam" in methods:
         readable = modules_read_by(head)
-        # Start on the deepest module whose maps are still at least 4x4: a 2x2 Grad-CAM (inception5b
-        # at the bundled net's 64 px) says little about where in the image the evidence is.
-        sharp = [i for i, name in enumerate(readable) if result.modules[name].output_shape[1] >= 4]
         a, b = st.columns(2)
         module_key = f"{Keys.ATTR_MODULE}-{head}"
-        url.restore(url.MODULE, module_key, readable[sharp[-1] if sharp else -1], readable.__contains__,
+        start = grad_cam_module(head, {name: m.output_shape for name, m in result.modules.items()})
+        url.restore(url.MODULE, module_key, start, readable.__contains__,
                     what=f"module that {head} reads (inception3a to {readable[-1]})")
         module = a.selectbox(
             "Grad-CAM module", readable, key=module_key,
-            help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of 4x4 or more.",
+            help=f"{head} reads the modules up to {readable[-1]}. Starts on the deepest one with maps of "
+                 f"{GRAD_CAM_MIN_SIZE}x{GRAD_CAM_MIN_SIZE} or more.",
         )
         url.publish(url.MODULE, module)
         url.restore(url.BRANCH, Keys.ATTR_BRANCH, GRAD_CAM_BRANCH, BRANCHES.__contains__, what="branch")

@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if domain is None:
         print(f"note: {NO_SCORE}")
     elif not domain.in_domain:
-        print(f"warning: this image looks unlike the training data (in-domain score {domain.score:.1f}, less typical "
-              f"than {domain.percentile:.1f}% of {domain.reference}): the model only knows its "
-              f"{len(loaded.classes)} classes, so these labels mean little")
+        print(options.out_of_domain_warning(domain, loaded, "these labels mean little"))
     print()
     width = max(len(p.label) for h in analysis.heads.values() for p in h.top) + 8
     print("".join(f"{name:<{width}}" for name in analysis.heads))

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_design", "add_device", "add_format", "add_weights", "positive_int", "print_json", "progress_bar", "weights"]
+__all__ = ["add_design", "add_device", "add_format", "add_weights", "out_of_domain_warning", "positive_int",
+           "print_json", "progress_bar", "save_png", "weights"]
 
 _WEIGHTS_HELP = "auto (default), bundled, imagenet, random, or a checkpoint file path"
 _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: $GNET_DEVICE or auto)"
@@ -87,3 +88,27 @@ def progress_bar(what: str) -> Iterator[Callable[[float], None]]:
     with tqdm(total=100, desc=what, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
               leave=False, delay=0.5) as bar:
         yield lambda done: bar.update(round(done * 100) - bar.n)
+
+
+def save_png(pixels: Any, path: str, scale: int = 1) -> tuple[int, int]:
+    """An H x W x 3 uint8 array written to ``path`` as a PNG, ``scale`` times larger with its pixels kept
+    sharp; returns the written width and height. An unwritable path is the user's to fix (GNetError)."""
+    from PIL import Image
+
+    from ..errors import GNetError
+
+    picture = Image.fromarray(pixels)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    try:
+        picture.save(path, format="PNG")
+    except OSError as e:
+        raise GNetError(f"Cannot write {path!r} ({e.strerror or e}): choose a writable path.") from None
+    return picture.size
+
+
+def out_of_domain_warning(domain: Any, loaded: Any, so: str) -> str:
+    """The line a command prints when :func:`gnet.heads.in_domain.in_domain` finds the image out of domain."""
+    return (f"warning: this image looks unlike the training data (in-domain score {domain.score:.1f}, less typical "
+            f"than {domain.percentile:.1f}% of {domain.reference}): the model only knows its "
+            f"{len(loaded.classes)} classes, so {so}")

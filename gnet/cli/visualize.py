@@ -29,7 +29,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from ..errors import GNetError
     from ..inspect.features import MAX_STEPS, ClassTarget, parse_target, visualize
@@ -41,13 +40,7 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target, loaded.classes)
     with options.progress_bar(f"visualizing {target.name}") as progress:
         result = visualize(loaded, target, steps=args.steps, seed=args.seed, progress=progress)
-    picture = Image.fromarray(np.round(result.image * 255).astype(np.uint8))
-    if args.scale > 1:
-        picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.Resampling.NEAREST)
-    try:
-        picture.save(args.out, format="PNG")
-    except OSError as e:
-        raise GNetError(f"Cannot write {args.out!r} ({e.strerror or e}): choose a writable path.") from None
+    options.save_png(np.round(result.image * 255).astype(np.uint8), args.out, args.scale)
     if args.json:
         options.print_json({**result.to_dict(), "out": args.out})
         return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,8 @@ from ..weights.card import LoadedModel
 
 __all__ = [
     "GRAD_CAM_BRANCH",
+    "GRAD_CAM_MIN_SIZE",
+    "GRAD_CAM_MODULE",
     "IG_MAX_SAMPLES",
     "IG_MAX_STEPS",
     "IG_MEMORY_BYTES",
@@ -49,6 +51,7 @@ __all__ = [
     "attribute",
     "branch_layer",
     "grad_cam",
+    "grad_cam_module",
     "ig_internal_batch",
     "integrated_gradients",
     "plan_integrated_gradients",
@@ -68,6 +71,18 @@ IG_MAX_SAMPLES = 16  # noisy copies (SmoothGrad)
 # empty on 0 for main, 0 for aux2 (4d) and 2 for aux1 (4a), against 50, 5 and 0 for the 3x3
 # (bench/grad_cam_empty.py). pool_proj, never empty either, is spread over most of the image.
 GRAD_CAM_BRANCH = "1x1"
+# The module Grad-CAM explains main on when none is named: the deepest one whose maps are 4 x 4 at
+# the bundled net's 64 px (inception5a and 5b are 2 x 2). grad_cam_module picks it per head and size.
+GRAD_CAM_MODULE = "inception4e"
+GRAD_CAM_MIN_SIZE = 4  # a 2 x 2 map says little about where in the image the evidence is
+
+
+def grad_cam_module(head: str, shapes: Mapping[str, Sequence[int]]) -> str:
+    """Where Grad-CAM starts for ``head``: the deepest module it reads whose maps are at least
+    :data:`GRAD_CAM_MIN_SIZE` high (the deepest it reads when none is), given each module's C x H x W."""
+    readable = modules_read_by(head)
+    sharp = [name for name in readable if shapes[name][1] >= GRAD_CAM_MIN_SIZE]
+    return (sharp or readable)[-1]
 
 METHODS: dict[str, str] = {
     "integrated_gradients": "Integrated Gradients + NoiseTunnel",
@@ -366,7 +381,7 @@ def attribute(
     *,
     head: str = "main",
     target: int | None = None,
-    module: str = "inception4e",
+    module: str = GRAD_CAM_MODULE,
     branch: str = GRAD_CAM_BRANCH,
     progress: Progress | None = None,
     **options: Any,

@@ -19,11 +19,11 @@ from dashboard import live
 from dashboard.cache import gradients, models
 from gnet.data.samples import sample_images
 from gnet.inspect import gradients as gradients_module
-from gnet.inspect.attributions import GRAD_CAM_BRANCH, grad_cam
+from gnet.inspect.attributions import GRAD_CAM_BRANCH
 from gnet.inspect.gradients import aux_ratio, compare_variants
 from gnet.net.layers import BRANCHES
 from gnet.train.runs import load_runs
-from tests.conftest import write_fake_fashion_mnist
+from tests.conftest import sample_with_an_empty_grad_cam, write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -270,15 +270,7 @@ def test_attributions_compute_and_are_kept(app_weights):
 
 
 def test_an_empty_grad_cam_names_the_branches_of_its_module_that_find_evidence(app_weights):
-    loaded = gnet.load(app_weights, "cpu")
-    for sample in sample_images():  # on the bundled net the first is fmnist_bag_18, its 3x3 and 5x5 empty (checked)
-        x = loaded.preprocess(sample.path)
-        target = gnet.analyze(loaded, x).heads["main"].top[0].index
-        found = {b: grad_cam(loaded.net, x, target, module="inception4e", branch=b).max() > 0 for b in BRANCHES}
-        if not all(found.values()):
-            break
-    else:
-        pytest.skip(f"no sample leaves a Grad-CAM of main on inception4e empty with {app_weights} weights")
+    sample, found = sample_with_an_empty_grad_cam(gnet.load(app_weights, "cpu"))
     empty = next(b for b, any_evidence in found.items() if not any_evidence)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     for name, value in {"sample": sample.name, "method": "grad_cam", "module": "inception4e", "branch": empty}.items():

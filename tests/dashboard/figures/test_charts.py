@@ -136,7 +136,12 @@ def test_feature_maps_and_overlay():
     assert (fig.data[1].zmin, fig.data[1].zmax) == (0.0, pytest.approx(maps[0].max()))
     # An empty map (a Grad-CAM with no positive position) sits at the scale's see-through end, not its middle.
     blank = charts.overlay(image, np.zeros((4, 4), np.float32)).data[1]
-    assert blank.zmin == 0.0 and blank.zmax > 0.0 and charts._OVERLAY_SCALE[0][1].endswith(", 0)")
+    assert blank.zmin == 0.0 and blank.zmax > 0.0 and charts._OVERLAY_SCALE[0][1] == "rgba(0, 0, 0, 0.0)"
+    # The app's scale is gnet's stops, so `gnet attribute --out` draws a map in the same colours.
+    from gnet.inspect.drawing import OVERLAY_STOPS
+
+    assert [level for level, _ in charts._OVERLAY_SCALE] == [level for level, _, _ in OVERLAY_STOPS]
+    assert charts._OVERLAY_SCALE[-1][1] == "rgba({}, {}, {}, {})".format(*OVERLAY_STOPS[-1][1], OVERLAY_STOPS[-1][2])
 
 
 def test_energy_shares():

@@ -165,3 +165,41 @@ def test_ig_stops_when_progress_says_so(net, x):
         A.integrated_gradients(net, x, 0, n_steps=4, nt_samples=3, internal_batch_size=4, progress=stop_after_first)
     assert seen == [pytest.approx(1 / 3)]
     assert not modules_with_hooks(net)
+
+
+def test_grad_cam_starts_on_the_deepest_module_the_head_reads_with_maps_of_4x4_or_more():
+    from gnet.net.layers import INCEPTION_MODULES
+
+    net = googlenet(num_classes=10).eval()
+
+    def shapes(size: int) -> dict[str, tuple[int, ...]]:
+        taps: dict[str, torch.Tensor] = {}
+        with torch.inference_mode():
+            net(torch.zeros(1, 3, size, size), taps=taps)
+        return {m: tuple(taps[m].shape[1:]) for m in INCEPTION_MODULES}
+
+    small, paper = shapes(64), shapes(224)
+    assert (small["inception4e"][1], small["inception5a"][1], paper["inception5b"][1]) == (4, 2, 7)
+    assert [A.grad_cam_module(h, small) for h in ("main", "aux1", "aux2")] == ["inception4e", "inception4a",
+                                                                                "inception4d"]
+    assert A.grad_cam_module("main", paper) == "inception5b"
+    # Every map under 4 x 4 (a 32 px input): the deepest module the head reads, as before.
+    assert A.grad_cam_module("aux2", {m: (c, 1, 1) for m, (c, _, _) in small.items()}) == "inception4d"
+
+
+def test_the_drawn_map_blends_the_stops_over_the_image():
+    from gnet.inspect.drawing import OVERLAY_STOPS, overlay_image
+
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 5, 3))
+    heat = np.zeros((6, 5), np.float32)
+    # Nothing found: the image as it was, rounded to bytes.
+    np.testing.assert_array_equal(overlay_image(image, heat), np.round(image * 255).astype(np.uint8))
+    heat[1, 2], heat[4, 4], heat[2, 0] = 2.0, 0.5, 1.2  # the peak, a quarter and 0.6 of it: each a stop
+    drawn = overlay_image(image, heat).astype(float)
+    for (r, c), (_, colour, alpha) in zip(((4, 4), (2, 0), (1, 2)), OVERLAY_STOPS[1:]):
+        expected = (image[r, c] * (1 - alpha) + np.array(colour) / 255 * alpha) * 255
+        np.testing.assert_allclose(drawn[r, c], expected, atol=0.5)
+    np.testing.assert_array_equal(drawn[0, 0], np.round(image[0, 0] * 255))  # zero stays see-through
+    with pytest.raises(ValueError, match="same size"):
+        overlay_image(image, heat[:3])
