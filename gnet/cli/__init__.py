@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import select
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ __all__ = ["EXIT_USER_ERROR", "build_parser", "main"]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 1  # what Python itself exits with on EPIPE
 _NOT_COMMANDS = {"options"}
 
 
@@ -65,10 +68,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`gnet ... | head`) shows here, not in the exit's flush
+        return code
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe (a DataLoader worker's): a real failure
+        # Not a failure to report: the rest of the output goes nowhere, as Python's signal docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except GNetError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on its write end)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False  # stdout is no file (a test's capture): the broken pipe is another one
+    if not hasattr(select, "poll"):
+        return True  # Windows: no poll; take it as stdout's, as Python's own exit does
+    poll = select.poll()
+    poll.register(fd, select.POLLERR)
+    return any(events & select.POLLERR for _, events in poll.poll(0))

@@ -105,6 +105,27 @@ def test_bad_top_is_a_usage_error(top, capsys):
     assert e.value.code == 2 and "--top" in capsys.readouterr().err
 
 
+def test_a_reader_that_goes_away_is_not_an_error(checkpoint):
+    """``gnet ... | head``: the pipe's reader closes it before gnet has written; gnet stops quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "gnet", "info", "--weights", str(checkpoint)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # gnet takes a second to import: it writes after this
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1  # as Python's own exit on EPIPE
+    assert err == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+
+
+def test_a_broken_pipe_elsewhere_is_not_hidden(checkpoint, monkeypatch):
+    import gnet.cli.info
+
+    def broken(_args):
+        raise BrokenPipeError(32, "a DataLoader worker's pipe")
+
+    monkeypatch.setattr(gnet.cli.info, "run", broken)
+    with pytest.raises(BrokenPipeError, match="DataLoader"):
+        main(["info", "--weights", str(checkpoint)])
+
+
 def test_broken_image_via_subprocess(tmp_path, checkpoint):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
