@@ -23,6 +23,7 @@ from gnet.inspect.attributions import (
     METHODS,
     Attribution,
     Stopped,
+    evidence_elsewhere,
     grad_cam_module,
     plan_integrated_gradients,
 )
@@ -104,12 +105,11 @@ def _caption(item: Attribution, elsewhere: list[str] | None = None) -> str:
         module = item.layer.rsplit(".", 1)[0]
         if elsewhere is None:
             where = "Another branch or module may show where the evidence is."
-        elif len(elsewhere) == 1:
-            where = f"On {module}, {elsewhere[0]} does: pick it under Grad-CAM branch."
-        elif elsewhere:
-            where = f"On {module}, {', '.join(elsewhere[:-1])} and {elsewhere[-1]} do: pick one under Grad-CAM branch."
         else:
-            where = f"No other branch of {module} does either: try another module."
+            clause = evidence_elsewhere(module, elsewhere)
+            how = f"pick {'it' if len(elsewhere) == 1 else 'one'} under Grad-CAM branch" if elsewhere else \
+                "try another module"
+            where = f"{clause[0].upper()}{clause[1:]}: {how}."
         why = (f"**Nothing here: on {item.layer}, no position supports {item.target_label}.** The branch's maps "
                f"weighted by their gradient sum to a negative value everywhere, and Grad-CAM keeps only the "
                f"positive part. {where}")

@@ -1,9 +1,9 @@
-"""Command line: ``gnet {analyze,flops,info,train,gradients} ...`` (also ``python -m gnet ...``).
+"""Command line: ``gnet COMMAND ...`` (also ``python -m gnet ...``); ``gnet --help`` lists the commands.
 
 One module per subcommand, each with ``NAME``, ``HELP``, ``ORDER`` (its place in the help),
-``configure(parser)`` and ``run(args) -> int``; every module of this package but
-``options`` is a subcommand, found at start-up, so adding a command is adding a file. The options several commands share are defined once in
-:mod:`gnet.cli.options`. Subcommand modules import torch and the rest of gnet inside
+``configure(parser)`` and ``run(args) -> int``; every module of this package but ``options`` is a
+subcommand, found at start-up, so adding a command is adding a file. The options several commands
+share are defined once in :mod:`gnet.cli.options`. Subcommand modules import torch and the rest of gnet inside
 ``configure`` or ``run``, and only the subcommand being run is configured, so ``gnet --help``
 imports no torch at all.
 

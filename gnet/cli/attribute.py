@@ -131,7 +131,7 @@ def _grad_cam_layer(args: argparse.Namespace, head: str, analysis) -> tuple[str,
 
 def _elsewhere(module: str, branches: list[str]) -> str:
     """What to try after an empty Grad-CAM map, given the branches of ``module`` whose maps are not empty."""
-    if not branches:
-        return f"no other branch of {module} does either: try another module"
-    named = " and ".join([", ".join(branches[:-1]), branches[-1]] if len(branches) > 1 else branches)
-    return f"on {module}, {named} {'does' if len(branches) == 1 else 'do'}: try --layer {module}.{branches[0]}"
+    from ..inspect.attributions import evidence_elsewhere
+
+    how = f"try --layer {module}.{branches[0]}" if branches else "try another module"
+    return f"{evidence_elsewhere(module, branches)}: {how}"

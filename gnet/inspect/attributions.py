@@ -49,6 +49,7 @@ __all__ = [
     "IGPlan",
     "Stopped",
     "attribute",
+    "evidence_elsewhere",
     "branch_layer",
     "grad_cam",
     "grad_cam_module",
@@ -75,6 +76,18 @@ GRAD_CAM_BRANCH = "1x1"
 # the bundled net's 64 px (inception5a and 5b are 2 x 2). grad_cam_module picks it per head and size.
 GRAD_CAM_MODULE = "inception4e"
 GRAD_CAM_MIN_SIZE = 4  # a 2 x 2 map says little about where in the image the evidence is
+
+
+def evidence_elsewhere(module: str, branches: Sequence[str]) -> str:
+    """Which other branches of ``module`` find evidence, as a clause, after one branch's Grad-CAM map came out empty.
+
+    ``branches`` are those whose maps (same head and class) are not empty. The Attributions page and
+    ``gnet attribute`` each add how to pick one: "on inception4e, 1x1 and pool_proj do".
+    """
+    if not branches:
+        return f"no other branch of {module} does either"
+    named = branches[0] if len(branches) == 1 else f"{', '.join(branches[:-1])} and {branches[-1]}"
+    return f"on {module}, {named} {'does' if len(branches) == 1 else 'do'}"
 
 
 def grad_cam_module(head: str, shapes: Mapping[str, Sequence[int]]) -> str:

@@ -203,3 +203,12 @@ def test_the_drawn_map_blends_the_stops_over_the_image():
     np.testing.assert_array_equal(drawn[0, 0], np.round(image[0, 0] * 255))  # zero stays see-through
     with pytest.raises(ValueError, match="same size"):
         overlay_image(image, heat[:3])
+
+
+def test_evidence_elsewhere_names_the_branches_in_a_sentence():
+    from gnet.inspect.attributions import evidence_elsewhere
+
+    assert evidence_elsewhere("inception4e", []) == "no other branch of inception4e does either"
+    assert evidence_elsewhere("inception4e", ["5x5"]) == "on inception4e, 5x5 does"
+    assert evidence_elsewhere("inception4e", ["1x1", "pool_proj"]) == "on inception4e, 1x1 and pool_proj do"
+    assert evidence_elsewhere("inception3a", ["1x1", "3x3", "5x5"]) == "on inception3a, 1x1, 3x3 and 5x5 do"
