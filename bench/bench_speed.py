@@ -5,8 +5,8 @@
 
 Rows (the ratio's denominator is the floor: what the path cannot beat):
 - analyze at the bundled net's 64 px, and at 224 px (random weights): / one bare eval forward; then
-  the medians of its phases (the forward, and what follows it); then its ranking of the channels
-  with timsort / with quicksort, each timed right after a forward;
+  the medians of its phases (the forward, and what follows it: the statistics' compiled pass and
+  the heads);
 - taps: the eval forward handing the probe's 14 points to a dict (how analyze reads them) / a
   bare forward; then the forward with capture()'s 14 forward hooks, registered and removed (how
   analyze read them before) / the forward with taps;
@@ -46,12 +46,11 @@ from ratios import sync
 import gnet
 from gnet.data.samples import sample_images
 from gnet.guard import seeded
-from gnet.inspect.analysis import _top_channels, channel_stats
 from gnet.inspect.attributions import integrated_gradients
 from gnet.inspect import gradients
 from gnet.inspect.gradients import layer_gradients
 from gnet.inspect.probe import capture, capture_points
-from gnet.net.layers import HEADS, INCEPTION_MODULES, WEIGHT_LAYERS, submodules
+from gnet.net.layers import HEADS, WEIGHT_LAYERS, submodules
 from gnet.net.losses import head_losses
 
 
@@ -144,46 +143,12 @@ def _analyze(loaded, x: torch.Tensor, label: str, bare: Callable[[], None], devi
             {**timing, "result": (returned - start) * 1e3 - timing["total"], "free": (freed - returned) * 1e3})
 
     ratio(f"analyze / bare forward ({label})", run, bare, repeats, device)
-    _ranking_after_forward(loaded, x, bare, repeats)
     for threads in THREADS:
         med = {k: statistics.median(p[k] for p in phases[threads]) for k in phases[threads][0]}
         print(f"{'':4}[{threads} thread{'s' if threads > 1 else ''}] forward {med['forward']:.2f} ms; after it: "
               f"statistics {med['statistics']:.3f} ms, building the result {med['result']:.3f} ms, "
               f"freeing it {med['free']:.3f} ms; before it: lock and input {med['preprocess'] + med['wait']:.3f} ms",
               flush=True)
-
-
-def _ranking_after_forward(loaded, x: torch.Tensor, bare: Callable[[], None], repeats: int) -> None:
-    """analyze's ranking of every branch's channels, timsort against quicksort, each timed right after a forward.
-
-    Where analyze runs it: the forward has just evicted the sort's code and data and retrained the
-    branch predictor. A loop that sorts the same keys again and again is not: it teaches the predictor
-    those keys, and there timsort looked the faster.
-    """
-    store: dict[str, torch.Tensor] = {}
-    with torch.inference_mode():
-        loaded.net(x, taps=store)
-        sums = channel_stats([store[m] for m in INCEPTION_MODULES])[0].cpu().numpy()
-
-    def after_forward(kind: str) -> Callable[[], float]:
-        def run() -> float:
-            bare()
-            start = time.perf_counter()
-            _top_channels(sums, kind)
-            return time.perf_counter() - start
-        return run
-
-    for threads in THREADS:
-        torch.set_num_threads(threads)
-        times = {kind: [] for kind in ("stable", "quicksort")}
-        for _ in range(repeats):
-            for kind, ts in times.items():
-                ts.append(after_forward(kind)())
-        r = [a / b for a, b in zip(times["stable"], times["quicksort"])]
-        label = f"ranking after a forward: timsort / quicksort [{threads} thread{'s' if threads > 1 else ''}]"
-        print(f"{'':4}{label:<66} {statistics.median(times['stable']) * 1e6:6.1f} us / "
-              f"{statistics.median(times['quicksort']) * 1e6:6.1f} us = {statistics.median(r):5.2f}x  "
-              f"(min {min(r):.2f}x, max {max(r):.2f}x)", flush=True)
 
 
 def _gradients(device: torch.device, repeats: int) -> None:

@@ -9,6 +9,7 @@ torchvision v2 transforms so that training and inference cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -112,7 +113,13 @@ def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.nd
     # follows x's memory, so an H x W x C tensor (torchvision converts a PIL image by permuting it)
     # needs no special case, which the numpy version did (0.85 ms at 224 px without it).
     x = x.detach().cpu().float()
-    c = x.shape[0]
-    # One value for every channel, or one per channel.
-    scale, shift = (torch.tensor(v, dtype=x.dtype).expand(c).view(c, 1, 1) for v in (std, mean))
+    scale, shift = _scale_and_shift(tuple(std), tuple(mean), x.shape[0])
     return torch.addcmul(shift, x, scale).clamp_(0, 1).permute(1, 2, 0).numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _scale_and_shift(std: tuple[float, ...], mean: tuple[float, ...], channels: int) -> tuple[Tensor, Tensor]:
+    """C x 1 x 1 float32 tensors of ``std`` and ``mean`` (one value for every channel, or one per channel): built
+    once per normalization, not per image (right after analyze's forward, building them took half of
+    denormalize's 0.14 ms). Only read, never written."""
+    return tuple(torch.tensor(v, dtype=torch.float32).expand(channels).view(channels, 1, 1) for v in (std, mean))

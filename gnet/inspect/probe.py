@@ -25,7 +25,7 @@ from ..guard import exclusive
 from ..net.layers import BRANCHES, HEADS, INCEPTION_MODULES, STEM_POINTS, ChannelTarget, branch_channels, submodule
 from ..net.model import GoogLeNet
 from ..weights.card import LoadedModel
-from .analysis import Analysis, channel_stats, head_results, module_results, to_cpu
+from .analysis import Analysis, results, to_cpu
 
 __all__ = [
     "STEM_POINTS",
@@ -208,14 +208,12 @@ def analyze(loaded: LoadedModel, image: Any, top: int = 5) -> Analysis:
         synchronize(loaded.device)
         t2 = time.perf_counter()
         names = list(store)
-        stats = channel_stats([store[name] for name in INCEPTION_MODULES])
-        # Activations, logits, the statistics and the input reach the CPU in one copy. The modules'
-        # outputs keep their batch dimension: a branch's activation is taken from it when asked for.
-        copied = to_cpu([*(store[name] for name in names), *(h[0] for h in out), stats, x[0]])
+        # Activations, logits and the input reach the CPU in one copy, and the statistics are taken
+        # there, in one compiled pass. The modules' outputs keep their batch dimension: a branch's
+        # activation is taken from it when asked for.
+        copied = to_cpu([*(store[name] for name in names), torch.cat(tuple(out)), x[0]])  # logits: heads x C
     acts = dict(zip(names, copied))
-    modules = module_results(acts, copied[-2].numpy())
-    heads = head_results(dict(zip(HEADS, copied[len(names) : len(names) + len(HEADS)])), loaded.classes, top,
-                          loaded.card.heads_trained)
+    modules, heads = results(acts, copied[-2], loaded.classes, top, loaded.card.heads_trained)
     t3 = time.perf_counter()
     x_cpu = copied[-1]
     mean, std = loaded.card.normalization["mean"], loaded.card.normalization["std"]

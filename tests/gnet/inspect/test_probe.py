@@ -180,35 +180,54 @@ def test_statistics_match_torch_reductions(tiny_loaded):
             assert r.top_channel_means == pytest.approx(means[order].tolist(), rel=1e-5, abs=1e-9)
 
 
-def test_top_channels_rank_like_a_stable_sort_with_ties_and_signs():
-    from gnet.inspect.analysis import _BRANCH_STARTS, _BRANCH_WIDTHS, _KEEP, _top_channels
+def test_branch_statistics_rank_like_a_stable_sort_in_either_layout_with_ties_and_signs():
+    """The compiled pass on made-up outputs: every channel constant, so its sum is known, with zeros, -0.0,
+    ties and negatives; modules alternately channels_last and contiguous (both loops), one in float64."""
+    from gnet.inspect.analysis import TOP_CHANNELS, results
+    from gnet.net.layers import branch_channels
 
     rng = np.random.default_rng(0)
-    sums = rng.normal(size=int(_BRANCH_WIDTHS.sum())).astype(np.float32)
-    half = _BRANCH_STARTS[18]
-    sums[:half] = -np.abs(sums[:half])  # the first 18 branches rank zeros and negatives into their top
-    sums[::3] = 0.0  # ties, as dead channels give
-    sums[1::7] = -0.0
-    sums[2::11] = sums[5]  # ties between non-zero values
-    sums[3::13] = np.float32(3.4e38)
-    ranked = _top_channels(sums)
-    for b, (start, width) in enumerate(zip(_BRANCH_STARTS, _BRANCH_WIDTHS)):
-        want = np.argsort(-sums[start : start + width].astype(np.float64), kind="stable")[: _KEEP[b]]
-        assert ranked[b, : _KEEP[b]].tolist() == want.tolist(), b
+    acts = {}
+    for i, m in enumerate(INCEPTION_MODULES):
+        values = rng.normal(size=sum(branch_channels(m, b) for b in BRANCHES)).astype(np.float32)
+        if i < 5:
+            values = -np.abs(values)  # zeros and negatives rank into the top
+        values[::3] = 0.0  # ties, as dead channels give
+        values[1::7] = -0.0
+        values[2::11] = values[5]  # ties between non-zero values
+        out = torch.from_numpy(values)[None, :, None, None].expand(1, -1, 2, 3).clone()
+        if i % 2:
+            out = out.contiguous(memory_format=torch.channels_last)
+        acts[m] = out.double() if i == 4 else out
+    got, _ = results(acts, torch.zeros(3, 10), [str(c) for c in range(10)], 5, {})
+    for m, out in acts.items():
+        start = 0
+        for b in BRANCHES:
+            r = got[m].branches[b]
+            x = out[0, start : start + r.channels].double()
+            start += r.channels
+            means = x.mean(dim=(1, 2)).numpy()
+            want = np.argsort(-means, kind="stable")[:TOP_CHANNELS]
+            assert r.top_channels == want.tolist(), (m, b)
+            assert r.top_channel_means == pytest.approx(means[want].tolist(), rel=1e-6, abs=1e-12)
+            assert r.mean == pytest.approx(float(x.mean()), rel=1e-6, abs=1e-12)
+            assert r.std == pytest.approx(float(x.std()), rel=1e-6, abs=1e-12)
+            assert r.zero_fraction == pytest.approx(float((x == 0).double().mean()))
+            assert r.energy == pytest.approx(float(x.square().sum()), rel=1e-6)
 
 
 def test_a_dead_module_has_zero_shares_and_statistics(tiny_loaded):
     """A module whose every channel is zero (all branches dead) gets shares of 0, not a division by zero."""
     import warnings
 
-    from gnet.inspect.analysis import channel_stats, module_results
+    from gnet.inspect.analysis import results
 
     a = gnet.analyze(tiny_loaded, _image(31))
     acts = {m: next(iter(r.branches.values())).module_output.clone() for m, r in a.modules.items()}
     acts["inception4b"].zero_()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's "invalid value in divide" would be one
-        got = module_results(acts, channel_stats([acts[m] for m in INCEPTION_MODULES]).numpy())
+        got, _ = results(acts, torch.stack([h.logits for h in a.heads.values()]), tiny_loaded.classes, 5, {})
     dead = got["inception4b"].branches.values()
     assert [(r.energy_share, r.mean, r.std, r.zero_fraction) for r in dead] == [(0.0, 0.0, 0.0, 1.0)] * len(BRANCHES)
     live = got["inception4a"].branches.values()
@@ -217,3 +236,25 @@ def test_a_dead_module_has_zero_shares_and_statistics(tiny_loaded):
         if m != "inception4b":
             for b in BRANCHES:
                 assert got[m].branches[b].energy_share == pytest.approx(a.modules[m].branches[b].energy_share, rel=1e-6)
+
+
+def test_head_results_rank_ties_in_class_order_and_match_float64(tiny_loaded):
+    from gnet.inspect.analysis import results
+
+    logits = {"main": torch.tensor([1.0, 3.0, 3.0, -2.0, 3.0]), "aux1": torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5]),
+              "aux2": torch.tensor([-1.0, 2.0, 0.0, 2.0, 40.0], dtype=torch.float64)}
+    a = gnet.analyze(tiny_loaded, _image(32))
+    acts = {m: next(iter(r.branches.values())).module_output for m, r in a.modules.items()}
+    _, got = results(acts, torch.stack([z.float() for z in logits.values()]), list("abcde"), 4, {"main": True})
+    log_main = torch.log_softmax(logits["main"].double(), 0)
+    for h, z in logits.items():
+        log_p = torch.log_softmax(z.double(), 0)
+        p = log_p.exp()
+        want = np.argsort(-p.numpy(), kind="stable")[:4]
+        assert [q.index for q in got[h].top] == want.tolist(), h
+        assert [q.prob for q in got[h].top] == pytest.approx(p[want].tolist(), rel=1e-12)
+        assert got[h].entropy == pytest.approx(float(-(p * log_p).sum()), rel=1e-12)
+        assert got[h].kl_to_main == pytest.approx(float((log_main.exp() * (log_main - log_p)).sum()), rel=1e-9, abs=1e-15)
+        torch.testing.assert_close(got[h].probs, p.float())
+    assert [got[h].agrees_with_main for h in ("main", "aux1", "aux2")] == [True, False, False]
+    assert (got["main"].trained, got["aux1"].trained) == (True, False)
