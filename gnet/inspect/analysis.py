@@ -1,8 +1,9 @@
 """What one analysis of an image holds, and the statistics computed from the tensors it captured.
 
 :func:`gnet.inspect.probe.analyze` runs the forward pass and reads its taps; this module turns the captured
-module outputs and logits into per-branch and per-head results, in a few batched operations
-(the per-call cost of small operations, not their arithmetic, is what these are written against).
+module outputs and logits into per-branch and per-head results. The statistics themselves are one compiled call
+(:func:`gnet.inspect.compiled.statistics`): right after a forward, each small torch or numpy operation costs
+several microseconds whatever its size, so :func:`results` only builds the result objects from its arrays.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def to_cpu(tensors: Sequence[Tensor]) -> list[Tensor]:
 # __getattr__ hundreds of times, and per call this costs more than the statistics themselves).
 _BRANCH_WIDTHS = np.array([branch_channels(p.module, p.branch) for p in BRANCH_POINTS])
 _BRANCH_STARTS = np.cumsum(np.concatenate(([0], _BRANCH_WIDTHS[:-1])))  # in the concatenation of all modules
-_BRANCH_OFFSETS = (_BRANCH_STARTS - np.repeat(_BRANCH_STARTS[:: len(BRANCHES)], len(BRANCHES))).tolist()  # in its module
+# each branch's first channel in its module's output
+_BRANCH_OFFSETS = (_BRANCH_STARTS - np.repeat(_BRANCH_STARTS[:: len(BRANCHES)], len(BRANCHES))).tolist()
 _KEEP = np.minimum(_BRANCH_WIDTHS, TOP_CHANNELS).tolist()
 _WIDTHS = _BRANCH_WIDTHS.tolist()
 

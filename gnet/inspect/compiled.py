@@ -11,7 +11,7 @@ lies in memory (``bench/bench_speed.py --rows analyze``).
 
 numba is imported with this module, which :mod:`gnet.inspect.analysis` imports on the first
 analysis, so ``gnet --help`` and ``import gnet`` stay light. The compiled code is cached on disk
-(``cache=True``): the first analysis after an install compiles it (about 2 s), later processes load it.
+(``cache=True``): the first analysis after an install compiles it (about 3 s), later processes load it (about 0.4 s).
 The loops run on the calling thread only (no ``parallel``): a thread pool of numba's beside
 torch's OpenMP team would fight it for the cores (see ``bench/bench_threads.py``).
 """
